@@ -1,0 +1,7 @@
+"""``python -m mrizoo`` runs the command line."""
+
+import sys
+
+from mrizoo.cli import main
+
+sys.exit(main())

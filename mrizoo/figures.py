@@ -1,0 +1,82 @@
+"""Comparison figures: one row of magnitude panels (and error maps) written as PNG."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["save_panels"]
+
+
+def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = x.abs() if x.is_complex() else x
+        return x.numpy()
+    return np.abs(x) if np.iscomplexobj(x) else np.asarray(x)
+
+
+def save_panels(
+    path: str | os.PathLike[str],
+    panels: Mapping[str, torch.Tensor | np.ndarray],
+    *,
+    reference: str | None = None,
+    errors: bool = True,
+    suptitle: str | None = None,
+    error_gain: float = 5.0,
+) -> Path:
+    """Write a PNG with one magnitude panel per entry (title = key).
+
+    When ``reference`` names one of the panels and ``errors`` is set, a second row shows
+    ``|panel - reference|`` (scaled by ``error_gain`` for visibility) for every other panel.
+    Images share the grey scale of the reference (or of the first panel). The file is
+    written to a temporary name and renamed, so a failed write leaves nothing behind.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    images = {k: _np(v) for k, v in panels.items()}
+    if not images:
+        raise ValueError("save_panels needs at least one panel")
+    scale_key = reference if reference in images else next(iter(images))
+    vmax = float(np.percentile(images[scale_key], 99.5)) or 1.0
+    others = [k for k in images if k != reference] if reference in images and errors else []
+    rows = 2 if others else 1
+    cols = len(images)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, (title, img) in zip(axes[0], images.items()):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+    if others:
+        ref = images[reference]
+        axes[1][0].axis("off")
+        axes[1][0].text(0.5, 0.5, f"error x{error_gain:g}", ha="center", va="center", fontsize=10)
+        for ax, key in zip(axes[1][1:], others):
+            ax.imshow(np.abs(images[key] - ref) * error_gain, cmap="inferno", vmin=0, vmax=vmax)
+            ax.set_title(f"|{key} - {reference}|", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return out
