@@ -1,0 +1,1 @@
+"""Zoo architectures: each a module with a dataclass config and a builder function."""

@@ -1,0 +1,15 @@
+"""The model zoo: names, entries declared as data, and the factory that builds them."""
+
+from mrizoo.zoo.architectures import ARCHITECTURES, Architecture, get_architecture
+from mrizoo.zoo.entry import ModelEntry, ModelSpec, TaskSpec, WeightsSource
+from mrizoo.zoo.factory import WeightsUnavailableError, create, load, model_config
+from mrizoo.zoo.names import ModelName, parse_name
+from mrizoo.zoo.registry import REGISTRY, Registry, UnknownModelError, info, list_models, read_entry_file, register_model
+
+__all__ = [
+    "ARCHITECTURES", "Architecture", "get_architecture",
+    "ModelEntry", "ModelSpec", "TaskSpec", "WeightsSource",
+    "WeightsUnavailableError", "create", "load", "model_config",
+    "ModelName", "parse_name",
+    "REGISTRY", "Registry", "UnknownModelError", "info", "list_models", "read_entry_file", "register_model",
+]
