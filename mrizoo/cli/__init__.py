@@ -17,7 +17,8 @@ from mrizoo.errors import MrizooError
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = ("demo", "convert")
+_COMMANDS = ("demo", "list", "info", "convert")
+_MODULES = {"list": "zoo", "info": "zoo"}  # commands that share a module
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mrizoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMANDS:
-        importlib.import_module(f"mrizoo.cli.{name}").register(sub)
+    for module in dict.fromkeys(_MODULES.get(c, c) for c in _COMMANDS):
+        importlib.import_module(f"mrizoo.cli.{module}").register(sub)
     return parser
 
 

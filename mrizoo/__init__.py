@@ -1,0 +1,56 @@
+"""mrizoo: a model zoo for accelerated-MRI reconstruction.
+
+Public API (everything else is private):
+
+- physics: ``fft2c``, ``ifft2c``, ``to_real``, ``to_complex``, ``rss``, ``sense_combine``,
+  ``coil_compress``, ``espirit_maps``, ``forward_op``, ``adjoint_op``, ``MultiCoilOperator``,
+  ``conjugate_gradient``
+- masks: ``create_mask``, ``list_masks``, ``register_mask``, ``Mask``, ``seed_from_name``
+- data: ``FastMRIVolume``, ``write_volume``, ``read_cfl``, ``SliceDataset``,
+  ``VolumeBatchSampler``, ``simulate_multicoil``
+- metrics: ``ssim``, ``psnr``, ``nmse``, ``evaluate_volume`` and more in :mod:`mrizoo.metrics`
+- classical reconstructions: ``zero_filled``, ``cg_sense``, ``l1_wavelet``
+- the zoo: ``list_models``, ``info``, ``create``, ``load``, ``register_model``
+"""
+
+__version__ = "0.1.0"
+
+from mrizoo.classical import cg_sense, l1_wavelet, zero_filled
+from mrizoo.data import (
+    FastMRIVolume,
+    SliceDataset,
+    VolumeBatchSampler,
+    read_cfl,
+    simulate_multicoil,
+    write_volume,
+)
+from mrizoo.errors import InputError, MrizooError
+from mrizoo.masks import Mask, create_mask, list_masks, register_mask, seed_from_name
+from mrizoo.metrics import evaluate_volume, nmse, psnr, ssim
+from mrizoo.physics import (
+    MultiCoilOperator,
+    adjoint_op,
+    coil_compress,
+    conjugate_gradient,
+    espirit_maps,
+    fft2c,
+    forward_op,
+    ifft2c,
+    rss,
+    sense_combine,
+    to_complex,
+    to_real,
+)
+from mrizoo.zoo import UnknownModelError, create, info, list_models, load, register_model
+
+__all__ = [
+    "__version__",
+    "InputError", "MrizooError", "UnknownModelError",
+    "fft2c", "ifft2c", "to_real", "to_complex", "rss", "sense_combine", "coil_compress", "espirit_maps",
+    "forward_op", "adjoint_op", "MultiCoilOperator", "conjugate_gradient",
+    "Mask", "create_mask", "list_masks", "register_mask", "seed_from_name",
+    "FastMRIVolume", "SliceDataset", "VolumeBatchSampler", "read_cfl", "simulate_multicoil", "write_volume",
+    "ssim", "psnr", "nmse", "evaluate_volume",
+    "zero_filled", "cg_sense", "l1_wavelet",
+    "list_models", "info", "create", "load", "register_model",
+]
