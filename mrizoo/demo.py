@@ -49,7 +49,7 @@ class DemoResult:
 
 def load_slice(path: Path, slice_index: int | None = None) -> torch.Tensor:
     """Fully sampled multi-coil k-space ``[C, H, W]`` of one slice from a ``.h5`` or BART file."""
-    from mrizoo.data import FastMRIVolume, read_bart_kspace
+    from mrizoo.data import FastMRIVolume, bart_to_kspace, read_cfl
 
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
@@ -60,7 +60,7 @@ def load_slice(path: Path, slice_index: int | None = None) -> torch.Tensor:
             index = vol.num_slices // 2 if slice_index is None else slice_index
             return vol.kspace(index)
     if suffix in (".cfl", ".hdr", ""):
-        k = read_bart_kspace(path)  # [slices, coils, H, W]
+        k = torch.from_numpy(bart_to_kspace(read_cfl(path), path=path))  # [slices, coils, H, W]
         index = k.shape[0] // 2 if slice_index is None else slice_index
         if not 0 <= index < k.shape[0]:
             raise InputError("slice index out of range", path=path, expected=f"0..{k.shape[0] - 1}", got=index)
@@ -70,9 +70,9 @@ def load_slice(path: Path, slice_index: int | None = None) -> torch.Tensor:
 
 
 def _synthetic_slice(seed: int) -> torch.Tensor:
-    from mrizoo.data.synthetic import phantom, simulate_multicoil
+    from mrizoo.data.synthetic import ellipse_phantom, simulate_multicoil
 
-    kspace, _ = simulate_multicoil(phantom((256, 256)), num_coils=8, snr_db=40.0, seed=seed)
+    kspace, _ = simulate_multicoil(ellipse_phantom((256, 256)), num_coils=8, snr_db=40.0, seed=seed)
     return kspace
 
 
@@ -101,13 +101,13 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
     recons["CG-SENSE"] = cg_sense(under, mask.mask, maps).abs()
     result.seconds["CG-SENSE"] = time.perf_counter() - t0
 
-    titles = {"target (fully sampled RSS)": target}
+    captions = {}
     for name, image in recons.items():
         m = evaluate_volume(target[None], image[None])
         result.metrics[name] = m
-        titles[f"{name}\nSSIM {m['ssim']:.3f}  PSNR {m['psnr']:.2f} dB"] = image
+        captions[name] = f"SSIM {m['ssim']:.3f}  PSNR {m['psnr']:.2f} dB"
     result.figure = save_panels(
-        cfg.output, titles, reference="target (fully sampled RSS)",
-        suptitle=f"{source}: {cfg.mask} mask, R = {mask.acceleration:.2f}",
+        cfg.output, {"target": target, **recons}, reference="target", captions=captions,
+        suptitle=f"{source}: {cfg.mask} mask, R = {mask.acceleration:.2f} (target: fully sampled RSS)",
     )
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["MrizooError", "InputError"]
+__all__ = ["MrizooError", "InputError", "WeightsUnavailableError"]
 
 
 class MrizooError(Exception):
@@ -47,3 +47,7 @@ class InputError(MrizooError, ValueError):
         if detail:
             message += f" ({', '.join(detail)})"
         super().__init__(message)
+
+
+class WeightsUnavailableError(MrizooError, RuntimeError):
+    """Pretrained weights are needed but cannot be had (not trained yet, not cached, not reachable)."""

@@ -28,13 +28,14 @@ def save_panels(
     reference: str | None = None,
     errors: bool = True,
     suptitle: str | None = None,
+    captions: Mapping[str, str] | None = None,
     error_gain: float = 5.0,
 ) -> Path:
     """Write a PNG with one magnitude panel per entry (title = key).
 
     When ``reference`` names one of the panels and ``errors`` is set, a second row shows
     ``|panel - reference|`` (scaled by ``error_gain`` for visibility) for every other panel.
-    Images share the grey scale of the reference (or of the first panel). The file is
+    ``captions`` adds a second title line under a panel (e.g. its metrics). Images share the grey scale of the reference (or of the first panel). The file is
     written to a temporary name and renamed, so a failed write leaves nothing behind.
     """
     import matplotlib
@@ -53,7 +54,8 @@ def save_panels(
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
     for ax, (title, img) in zip(axes[0], images.items()):
         ax.imshow(img, cmap="gray", vmin=0, vmax=vmax)
-        ax.set_title(title, fontsize=9)
+        caption = (captions or {}).get(title)
+        ax.set_title(f"{title}\n{caption}" if caption else title, fontsize=9)
     if others:
         ref = images[reference]
         axes[1][0].axis("off")

@@ -19,9 +19,13 @@ __all__ = ["CGSenseConfig", "cg_sense"]
 
 @dataclass(frozen=True)
 class CGSenseConfig:
-    """Solver settings: Tikhonov weight (relative to the data scale), iterations, tolerance."""
+    """Solver settings: Tikhonov weight (relative, see :func:`cg_sense`), iterations, tolerance.
 
-    lam: float = 1e-3
+    The default weight 1e-2 is the best of {1e-3, 1e-2, 3e-2, 1e-1} on the real 8-coil brain
+    slice at 4x (equispaced): smaller weights amplify noise, larger ones blur.
+    """
+
+    lam: float = 1e-2
     max_iter: int = 30
     tol: float = 1e-6
 
@@ -34,8 +38,9 @@ def cg_sense(
 ) -> torch.Tensor:
     """Complex CG-SENSE image ``[..., H, W]`` from undersampled k-space ``[..., C, H, W]``.
 
-    ``lam`` is scaled by the largest eigenvalue of ``A^H A`` (1 for normalised maps), so it
-    is a relative regularisation weight and does not depend on the k-space scaling.
+    ``lam`` is measured against the largest eigenvalue of ``A^H A``, which is 1 for normalised
+    (ESPIRiT) maps; the solution is linear in the data, so the weight does not depend on the
+    k-space scaling.
     """
     cfg = config or CGSenseConfig()
     if maps is None:

@@ -49,9 +49,12 @@ def check_inputs(
         raise InputError("k-space must be a complex tensor [B, C, H, W]", field="kspace",
                          expected="complex [B, C, H, W]", got=got)
     b, _, h, w = kspace.shape
-    if mask.ndim == 2:
+    if not isinstance(mask, torch.Tensor):
+        raise InputError("mask must be a tensor", field="mask", expected=f"bool [{b}, {h}, {w}] or [{h}, {w}]",
+                         got=type(mask).__name__)
+    if mask.ndim == 2 and tuple(mask.shape) == (h, w):
         mask = mask.unsqueeze(0).expand(b, h, w)
-    if mask.shape != (b, h, w):
+    if tuple(mask.shape) != (b, h, w):
         raise InputError("mask does not fit the k-space", field="mask",
                          expected=f"[{b}, {h}, {w}] or [{h}, {w}]", got=tuple(mask.shape))
     mask = mask.to(device=kspace.device, dtype=torch.bool)

@@ -6,15 +6,11 @@ from typing import Any
 
 from torch import nn
 
-from mrizoo.errors import MrizooError
+from mrizoo.errors import WeightsUnavailableError
 from mrizoo.zoo.architectures import get_architecture
 from mrizoo.zoo.registry import REGISTRY
 
 __all__ = ["model_config", "create", "load", "WeightsUnavailableError"]
-
-
-class WeightsUnavailableError(MrizooError):
-    """A zoo entry whose pretrained weights cannot be had (not trained yet, or not reachable)."""
 
 
 def model_config(name: str, **overrides: Any) -> Any:

@@ -1,0 +1,314 @@
+"""Converters from other raw-data formats to fastMRI-convention volumes.
+
+Converters are registered by source-format name with :func:`register_converter`; the
+``mrizoo convert FORMAT IN OUT`` command offers every registered one. A converter is a
+function ``(source, dest, *, overwrite=False, **options) -> ConversionResult``; most build a
+k-space array ``[slices, coils, H, W]`` and hand it to :func:`kspace_to_volume`, which adds
+the RSS target, the ``max``/``norm`` attributes, the sampling mask and the ISMRMRD header.
+
+Converters living in other modules are found through ``PLUGIN_MODULES`` (imported on
+first use of the registry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mrizoo.data.bart import cfl_base, read_cfl
+from mrizoo.data.slices import center_crop
+from mrizoo.data.writer import make_ismrmrd_header, write_volume
+from mrizoo.errors import InputError
+from mrizoo.physics.coils import rss
+from mrizoo.physics.fft import ifft2c
+
+__all__ = [
+    "ConversionResult",
+    "ConverterSpec",
+    "available_converters",
+    "bart_to_kspace",
+    "convert_to_fastmri",
+    "convert_bart",
+    "get_converter",
+    "kspace_to_volume",
+    "register_converter",
+    "PLUGIN_MODULES",
+]
+
+PLUGIN_MODULES: list[str] = []  # modules that register further converters when imported
+
+ConverterFunc = Callable[..., "ConversionResult"]
+
+
+@dataclass(frozen=True)
+class ConverterSpec:
+    """A registered converter: its function, one-line help and extra CLI arguments."""
+
+    name: str
+    func: ConverterFunc
+    help: str = ""
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    input_help: str = "input file"
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What a converter wrote."""
+
+    path: Path
+    kspace_shape: tuple[int, ...]
+    target_shape: tuple[int, ...] | None
+    undersampled: bool
+    sampled_columns: int
+
+    def summary(self) -> str:
+        target = "no target (undersampled input)" if self.target_shape is None else (
+            f"reconstruction_rss {list(self.target_shape)}"
+        )
+        cols = self.kspace_shape[-1]
+        sampling = (
+            f"undersampled, {self.sampled_columns}/{cols} columns" if self.undersampled
+            else "fully sampled"
+        )
+        return f"wrote {self.path}: kspace {list(self.kspace_shape)} ({sampling}), {target}"
+
+
+_REGISTRY: dict[str, ConverterSpec] = {}
+_plugins_loaded: set[str] = set()
+
+
+def register_converter(
+    name: str,
+    *,
+    help: str = "",  # noqa: A002 - mirrors argparse
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    input_help: str = "input file",
+) -> Callable[[ConverterFunc], ConverterFunc]:
+    """Decorator registering a converter under a source-format ``name`` (unique).
+
+    ``add_arguments(parser)`` adds the converter's own command-line options; their values
+    are passed to the converter as keyword arguments.
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+        raise InputError("converter name must be a lower-case word", field="name",
+                         expected="letters, digits, '-' or '_'", got=repr(name))
+
+    def decorate(func: ConverterFunc) -> ConverterFunc:
+        if name in _REGISTRY:
+            raise InputError(
+                "a converter with this name is already registered", field="name",
+                got=f"{name!r} (registered by {_REGISTRY[name].func.__module__})",
+            )
+        _REGISTRY[name] = ConverterSpec(name, func, help, add_arguments, input_help)
+        return func
+
+    return decorate
+
+
+def _load_plugins() -> None:
+    for module in PLUGIN_MODULES:
+        if module not in _plugins_loaded:
+            importlib.import_module(module)
+            _plugins_loaded.add(module)
+
+
+def available_converters() -> list[str]:
+    """Names of the registered converters."""
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def get_converter(name: str) -> ConverterSpec:
+    """The converter registered as ``name``."""
+    _load_plugins()
+    if name not in _REGISTRY:
+        raise InputError("unknown source format", field="converter",
+                         expected=f"one of {sorted(_REGISTRY)}", got=repr(name))
+    return _REGISTRY[name]
+
+
+def convert_to_fastmri(
+    name: str, source: str | os.PathLike[str], dest: str | os.PathLike[str], **options: Any
+) -> ConversionResult:
+    """Convert ``source`` (format ``name``) to the fastMRI volume ``dest``."""
+    return get_converter(name).func(source, dest, **options)
+
+
+# --------------------------------------------------------------------------- shared writer
+def _check_crop(crop: Any, shape: tuple[int, int]) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in crop)
+    except (TypeError, ValueError):
+        raise InputError("crop must be two integers (h, w)", field="crop", got=crop) from None
+    if not (1 <= h <= shape[0] and 1 <= w <= shape[1]):
+        raise InputError("crop must fit in the image", field="crop",
+                         expected=f"1..{shape[0]} x 1..{shape[1]}", got=(h, w))
+    return h, w
+
+
+def kspace_to_volume(
+    kspace: np.ndarray | torch.Tensor,
+    dest: str | os.PathLike[str],
+    *,
+    crop: tuple[int, int] | None = None,
+    acquisition: str = "unknown",
+    patient_id: str | None = None,
+    attrs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> ConversionResult:
+    """Write centred k-space ``[slices, coils, H, W]`` as a fastMRI volume.
+
+    Columns (W, phase encode) holding no nonzero sample in any slice or coil count as not
+    acquired. When every column is acquired the volume gets the target
+    ``reconstruction_rss`` (RSS of ``ifft2c``, centre-cropped to ``crop``) and the attributes
+    ``max`` and ``norm`` (maximum and L2 norm of that target over the volume). Otherwise the
+    column ``mask`` is stored instead and no target is written: the zero-filled RSS of
+    undersampled data is not a reference image.
+    """
+    k = kspace.detach().cpu() if isinstance(kspace, torch.Tensor) else torch.from_numpy(np.asarray(kspace))
+    if not torch.is_complex(k) or k.ndim != 4 or 0 in k.shape:
+        raise InputError("k-space must be complex [slices, coils, H, W]", field="kspace",
+                         got=f"{k.dtype} {tuple(k.shape)}")
+    k = k.to(torch.complex64)
+    if not torch.isfinite(torch.view_as_real(k)).all():
+        raise InputError("k-space holds non-finite values (NaN or Inf)", field="kspace")
+    h, w = k.shape[-2:]
+    crop_hw = (h, w) if crop is None else _check_crop(crop, (h, w))
+    columns = (k != 0).flatten(0, 2).any(dim=0)  # [W]
+    undersampled = not bool(columns.all())
+
+    volume_attrs: dict[str, Any] = {"acquisition": str(acquisition)}
+    if patient_id is not None:
+        volume_attrs["patient_id"] = str(patient_id)
+    volume_attrs.update(attrs or {})
+    targets = None
+    if not undersampled:
+        target = torch.stack([center_crop(rss(ifft2c(k[s])), crop_hw) for s in range(k.shape[0])])
+        targets = {"reconstruction_rss": target.numpy()}
+        volume_attrs["max"] = float(target.max())
+        volume_attrs["norm"] = float(torch.linalg.vector_norm(target.double()))
+    header = make_ismrmrd_header((h, w, 1), (crop_hw[0], crop_hw[1], 1))
+    path = write_volume(
+        dest, kspace=k.numpy(), mask=columns.numpy() if undersampled else None, targets=targets,
+        attrs=volume_attrs, header=header, overwrite=overwrite,
+    )
+    return ConversionResult(
+        path=path,
+        kspace_shape=tuple(k.shape),
+        target_shape=None if targets is None else tuple(targets["reconstruction_rss"].shape),
+        undersampled=undersampled,
+        sampled_columns=int(columns.sum()),
+    )
+
+
+# --------------------------------------------------------------------------- BART
+BART_DIMS = (
+    "x (READ)", "y (PHS1)", "z (PHS2)", "coil", "map", "TE", "coeff", "coeff2",
+    "iter", "cshift", "time", "time2", "level", "slice", "avg", "batch",
+)
+_SPATIAL = {"x": 0, "y": 1, "z": 2}
+_COIL, _SLICE = 3, 13
+
+
+def bart_to_kspace(
+    array: np.ndarray,
+    *,
+    slice_axis: str | None = None,
+    slice_ifft: bool = True,
+    path: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """BART k-space (BART dimension order) -> fastMRI layout ``[slices, coils, H, W]``.
+
+    The two non-singleton axes among BART's x, y, z are the image rows ``H`` and columns
+    ``W``, in that order (BART's first spatial axis is the readout); slices come from BART's
+    slice dimension (13). A 3D acquisition (x, y and z all larger than 1) needs
+    ``slice_axis``: the axis is made the slice axis by a centred 1D inverse FFT (skip it
+    with ``slice_ifft=False`` when that axis is already in image space); the other two
+    spatial axes are ``H`` and ``W``. Coils come from BART's coil dimension (3); any other
+    dimension must have size 1.
+    """
+    a = np.asarray(array)
+    if a.dtype.kind != "c":
+        raise InputError("BART array must be complex k-space", path=path, got=str(a.dtype))
+    if a.ndim > len(BART_DIMS):
+        raise InputError("too many BART dimensions", path=path, expected=f"<= {len(BART_DIMS)}", got=a.ndim)
+    a = a.reshape(a.shape + (1,) * (len(BART_DIMS) - a.ndim))
+    extra = {BART_DIMS[d]: a.shape[d] for d in range(len(BART_DIMS))
+             if d not in (0, 1, 2, _COIL, _SLICE) and a.shape[d] > 1}
+    if extra:
+        raise InputError("unsupported BART dimensions are larger than 1", path=path,
+                         expected="only x, y, z, coil and slice dimensions", got=extra)
+    if slice_axis is not None:
+        if slice_axis not in _SPATIAL:
+            raise InputError("unknown slice axis", field="slice_axis", expected="x, y or z", got=slice_axis)
+        if a.shape[_SLICE] > 1:
+            raise InputError("the BART slice dimension is already used", path=path, field="slice_axis",
+                             got=f"{a.shape[_SLICE]} slices")
+        s = _SPATIAL[slice_axis]
+        plane = [d for d in (0, 1, 2) if d != s]
+        if slice_ifft:
+            a = np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(a, axes=s), axis=s, norm="ortho"), axes=s)
+    else:
+        big = [d for d in (0, 1, 2) if a.shape[d] > 1]
+        if len(big) == 3:
+            raise InputError(
+                "3D k-space: choose the axis to cut into slices", path=path, field="slice_axis",
+                expected="slice_axis x, y or z (CLI: --slice-axis)", got=f"dims {a.shape[:3]}",
+            )
+        if len(big) < 2:
+            raise InputError("not a 2D image: fewer than two spatial axes are larger than 1",
+                             path=path, got=f"dims {a.shape[:3]}")
+        plane = big
+        s = _SLICE
+    rest = [d for d in range(len(BART_DIMS)) if d not in (s, _COIL, *plane)]
+    out = a.transpose(s, _COIL, plane[0], plane[1], *rest).reshape(
+        a.shape[s], a.shape[_COIL], a.shape[plane[0]], a.shape[plane[1]]
+    )
+    return np.ascontiguousarray(out, dtype=np.complex64)
+
+
+def _bart_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--crop", nargs=2, type=int, metavar=("H", "W"), default=None,
+                        help="centre-crop the reconstruction_rss target to H x W (default: full size)")
+    parser.add_argument("--slice-axis", choices=sorted(_SPATIAL), default=None,
+                        help="for 3D k-space: the BART axis cut into slices after a 1D inverse FFT")
+    parser.add_argument("--no-slice-ifft", dest="slice_ifft", action="store_false",
+                        help="the --slice-axis is already in image space (no 1D inverse FFT)")
+    parser.add_argument("--acquisition", default="unknown", help="value of the 'acquisition' attribute")
+    parser.add_argument("--patient-id", default=None, help="value of the 'patient_id' attribute")
+
+
+@register_converter(
+    "bart",
+    help="BART .cfl/.hdr k-space (dims x, y, z, coil, ..., slice) to a fastMRI volume",
+    add_arguments=_bart_arguments,
+    input_help="BART array: NAME, NAME.cfl or NAME.hdr",
+)
+def convert_bart(
+    source: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    crop: tuple[int, int] | None = None,
+    slice_axis: str | None = None,
+    slice_ifft: bool = True,
+    acquisition: str = "unknown",
+    patient_id: str | None = None,
+    overwrite: bool = False,
+) -> ConversionResult:
+    """Convert a BART k-space array (``NAME``, ``NAME.cfl`` or ``NAME.hdr``) to ``dest``."""
+    base = cfl_base(source)
+    kspace = bart_to_kspace(read_cfl(base), slice_axis=slice_axis, slice_ifft=slice_ifft,
+                            path=base.with_suffix(".cfl"))
+    return kspace_to_volume(
+        kspace, dest, crop=crop, acquisition=acquisition, patient_id=patient_id,
+        attrs={"source_format": "bart"}, overwrite=overwrite,
+    )

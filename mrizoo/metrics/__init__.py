@@ -1,0 +1,66 @@
+"""Image-quality and posterior metrics for MRI reconstruction.
+
+- :mod:`~mrizoo.metrics.image`: SSIM / PSNR / NMSE with fastMRI's conventions.
+- :mod:`~mrizoo.metrics.masked`: the same restricted to the object (seed 000 protocol).
+- :mod:`~mrizoo.metrics.normalize`: mean/std-matched evaluation (seed 002 OOD protocol).
+- :mod:`~mrizoo.metrics.artifact`: variance-of-Laplacian artifact score (seed 002).
+- :mod:`~mrizoo.metrics.posterior`: APSD and CFID for posterior samplers (seed 004).
+- :mod:`~mrizoo.metrics.embeddings`: pluggable image embeddings for CFID.
+
+Inputs may be numpy arrays or torch tensors on any device; results are Python floats computed
+in float64.
+"""
+
+from mrizoo.metrics.artifact import LAPLACIAN_KERNEL, artifact_score, laplacian
+from mrizoo.metrics.embeddings import (
+    ConvFeatureEmbedding,
+    Embedding,
+    VGG16Features,
+    WeightsUnavailableError,
+    embed,
+    vgg16_embedding,
+)
+from mrizoo.metrics.image import evaluate_volume, mse, nmse, psnr, ssim, ssim_map
+from mrizoo.metrics.masked import mask_from_reference, masked_psnr, masked_ssim
+from mrizoo.metrics.normalize import evaluate_matched, match_mean_std
+from mrizoo.metrics.posterior import (
+    CFIDTerms,
+    apsd,
+    cfid,
+    cfid_from_images,
+    cfid_terms,
+    posterior_mean_std,
+    sqrtm_psd,
+    trace_sqrt_product,
+)
+
+__all__ = [
+    "ssim",
+    "ssim_map",
+    "psnr",
+    "nmse",
+    "mse",
+    "evaluate_volume",
+    "mask_from_reference",
+    "masked_ssim",
+    "masked_psnr",
+    "match_mean_std",
+    "evaluate_matched",
+    "laplacian",
+    "artifact_score",
+    "LAPLACIAN_KERNEL",
+    "apsd",
+    "posterior_mean_std",
+    "cfid",
+    "cfid_terms",
+    "cfid_from_images",
+    "CFIDTerms",
+    "sqrtm_psd",
+    "trace_sqrt_product",
+    "Embedding",
+    "ConvFeatureEmbedding",
+    "VGG16Features",
+    "WeightsUnavailableError",
+    "vgg16_embedding",
+    "embed",
+]
