@@ -51,7 +51,7 @@ def save_panels(
     others = [k for k in images if k != reference] if reference in images and errors else []
     rows = 2 if others else 1
     cols = len(images)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.6 * rows), squeeze=False, layout="constrained")
     for ax, (title, img) in zip(axes[0], images.items()):
         ax.imshow(img, cmap="gray", vmin=0, vmax=vmax)
         caption = (captions or {}).get(title)
@@ -68,7 +68,6 @@ def save_panels(
         ax.set_yticks([])
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)

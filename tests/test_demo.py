@@ -21,8 +21,10 @@ def test_demo_on_real_brain_writes_figure_and_beats_zero_filled(realdata: Path, 
     assert out.read_bytes()[:8] == PNG_MAGIC
     assert res.shape == (8, 230, 180)
     assert 3.8 < res.acceleration < 4.3
-    zf, cg = res.metrics["zero-filled"], res.metrics["CG-SENSE"]
-    assert cg["psnr"] > zf["psnr"] + 3 and cg["nmse"] < zf["nmse"]
+    # measured: zero-filled SSIM 0.68 / 22.2 dB, CG-SENSE 0.82 / 29.0 dB, L1-wavelet 0.88 / 32.0 dB
+    zf, cg, l1 = (res.metrics[k] for k in ("zero-filled", "CG-SENSE", "L1-wavelet"))
+    assert cg["psnr"] > zf["psnr"] + 4 and cg["ssim"] > zf["ssim"] + 0.08
+    assert l1["psnr"] > cg["psnr"] + 1 and l1["ssim"] > cg["ssim"]
     assert [p.name for p in out.parent.iterdir()] == ["demo.png"]  # no temp files left
 
 
@@ -30,7 +32,7 @@ def test_demo_cli_synthetic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = tmp_path / "demo.png"
     assert main(["demo", "--out", str(out), "--acceleration", "4"]) == 0
     text = capsys.readouterr().out
-    assert "synthetic 8-coil phantom" in text and "CG-SENSE" in text and str(out) in text
+    assert "synthetic 8-coil phantom" in text and "L1-wavelet" in text and str(out) in text
     assert out.read_bytes()[:8] == PNG_MAGIC
 
 

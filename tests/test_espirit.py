@@ -178,3 +178,48 @@ def test_non_tensor_input_is_type_error():
         espirit_maps(np.zeros((8, 32, 32), dtype=np.complex64))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="EspiritConfig"):
         espirit_maps(_K, config={"calib_width": 16})  # type: ignore[arg-type]
+
+
+def _equispaced_columns(w: int, acs: int, step: int = 4) -> torch.Tensor:
+    cols = torch.zeros(w, dtype=torch.bool)
+    cols[::step] = True
+    cols[w // 2 - acs // 2 : w // 2 - acs // 2 + acs] = True
+    return cols
+
+
+def test_fit_to_acs_calibrates_only_on_sampled_lines(brain_kspace):
+    """A 4x mask keeps 14 central columns, fewer than calib_width 24: the block must shrink.
+
+    Reference: maps calibrated on the fully sampled data restricted to the same 14 central
+    columns (everything else zeroed), which is what the undersampled data can know.
+    """
+    k = torch.from_numpy(brain_kspace)
+    cols = _equispaced_columns(k.shape[-1], 14)
+    under = k * cols
+    acs_only = torch.zeros_like(k)
+    sl = slice(k.shape[-1] // 2 - 7, k.shape[-1] // 2 + 7)
+    acs_only[..., sl] = k[..., sl]
+    ref = espirit_maps(acs_only, calib_width=24)  # rows 24, columns shrink to the 14 ACS lines
+    fitted = espirit_maps(under)
+    naive = espirit_maps(under, fit_to_acs=False)
+    both = (ref.abs().sum(0) > 0) & (fitted.abs().sum(0) > 0)
+    overlap = (ref.conj() * fitted).sum(0).abs()[both]
+    assert float(overlap.min()) > 0.9999
+    assert torch.equal(ref.abs().sum(0) > 0, fitted.abs().sum(0) > 0)
+    # calibrating on zero-filled columns gives different maps and a different support
+    # (measured: min overlap 0.87, 1% quantile 0.96; support 34158 vs 28388 pixels)
+    naive_both = (ref.abs().sum(0) > 0) & (naive.abs().sum(0) > 0)
+    assert float((ref.conj() * naive).sum(0).abs()[naive_both].min()) < 0.95
+    assert not torch.equal(ref.abs().sum(0) > 0, naive.abs().sum(0) > 0)
+
+
+def test_fit_to_acs_changes_nothing_when_fully_sampled(brain_kspace):
+    k = torch.from_numpy(brain_kspace)
+    torch.testing.assert_close(espirit_maps(k), espirit_maps(k, fit_to_acs=False))
+
+
+def test_acs_narrower_than_kernel_is_a_clear_error(brain_kspace):
+    k = torch.from_numpy(brain_kspace)
+    under = k * _equispaced_columns(k.shape[-1], 4)
+    with pytest.raises(InputError, match="ACS"):
+        espirit_maps(under)

@@ -9,8 +9,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="undersample a slice, reconstruct it, print metrics, write a PNG",
                        description="Undersample a multi-coil slice (synthetic, or a real scan given by "
-                                   "--input), reconstruct it by zero-filling and CG-SENSE, print SSIM/PSNR/NMSE "
-                                   "against the fully sampled image and write a comparison PNG.")
+                                   "--input), reconstruct it by zero-filling, CG-SENSE and L1-wavelet (ESPIRiT maps), print "
+                                   "SSIM/PSNR/NMSE against the fully sampled MVUE image and write a comparison PNG.")
     p.add_argument("--input", type=Path, help="fastMRI .h5 volume or BART .cfl (default: synthetic phantom)")
     p.add_argument("--slice", type=int, dest="slice_index", help="slice of the volume (default: middle)")
     p.add_argument("--mask", default="equispaced_fraction", help="mask name (see mrizoo.masks.list_masks())")

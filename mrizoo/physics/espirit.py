@@ -38,7 +38,10 @@ class EspiritConfig:
     ``"eigh"`` solves every pixel's ``C x C`` eigenproblem directly (exact, fastest on CPU
     and CUDA); ``"power"`` runs the power method from a constant vector (as sigpy does)
     with matrix products only, for devices without a batched ``eigh``; ``"auto"`` takes
-    ``"eigh"`` on CPU and CUDA and ``"power"`` elsewhere.
+    ``"eigh"`` on CPU and CUDA and ``"power"`` elsewhere. ``fit_to_acs``: shrink the
+    calibration region, per axis, to the fully sampled centre actually present in the data
+    (a 4x mask on 180 columns keeps only 14 central lines, fewer than ``calib_width``), so
+    unsampled (zero) lines never enter the calibration matrix.
     """
 
     calib_width: int = 24
@@ -47,6 +50,7 @@ class EspiritConfig:
     crop: float = 0.95
     max_iter: int = 100
     solver: Literal["auto", "eigh", "power"] = "auto"
+    fit_to_acs: bool = True
 
     def __post_init__(self) -> None:
         for name in ("calib_width", "kernel_width"):
@@ -118,8 +122,32 @@ def _check_kspace(kspace: Any, config: EspiritConfig) -> None:
         raise InputError("k-space contains NaN or Inf", field="kspace", expected="finite values")
 
 
+def _central_run(ok: torch.Tensor, start: int, stop: int) -> slice:
+    """The longest run of True inside ``[start, stop)`` that contains the centre of that range."""
+    centre = (start + stop) // 2
+    if not bool(ok[centre]):
+        return slice(centre, centre)
+    lo, hi = centre, centre + 1
+    while lo > start and bool(ok[lo - 1]):
+        lo -= 1
+    while hi < stop and bool(ok[hi]):
+        hi += 1
+    return slice(lo, hi)
+
+
+def _acs_region(ksp: torch.Tensor, rows: slice, cols: slice) -> tuple[slice, slice]:
+    """Shrink the calibration block to lines sampled in every coil and batch item."""
+    sampled = (ksp[..., rows, cols] != 0).any(dim=1).all(dim=0).cpu()  # [rows, cols]
+    col_ok = sampled.all(dim=0)
+    cols_in = _central_run(col_ok, 0, col_ok.numel())
+    row_ok = sampled[:, cols_in].all(dim=1) if cols_in.stop > cols_in.start else sampled.all(dim=1)
+    rows_in = _central_run(row_ok, 0, row_ok.numel())
+    return (slice(rows.start + rows_in.start, rows.start + rows_in.stop),
+            slice(cols.start + cols_in.start, cols.start + cols_in.stop))
+
+
 def _calibration_kernels(calib: torch.Tensor, config: EspiritConfig) -> torch.Tensor:
-    """Signal-space kernels ``[B, K, C, k, k]`` of ACS blocks ``[B, C, n, n]``.
+    """Signal-space kernels ``[B, K, C, k, k]`` of ACS blocks ``[B, C, n_h, n_w]``.
 
     ``K = C k^2`` always; rows belonging to singular values below the threshold are zeroed,
     which keeps items with different signal-space ranks in one batch.
@@ -187,7 +215,8 @@ def espirit_maps(
 ) -> torch.Tensor:
     """ESPIRiT sensitivity maps (one set, the top eigenvector) of k-space ``[..., C, H, W]``.
 
-    ``kspace`` is centred k-space whose central ``calib_width`` square is fully sampled.
+    ``kspace`` is centred k-space with a fully sampled centre; the calibration block is the
+    central ``calib_width`` square, narrowed to the sampled lines (``fit_to_acs``).
     Returns complex64 maps of the same shape and device, with ``sum_c |S_c|^2 = 1`` where the
     top eigenvalue exceeds ``crop`` and 0 elsewhere, and the phase of coil 0 removed (maps
     are only defined up to a per-pixel phase). ``overrides`` replace fields of ``config``.
@@ -208,14 +237,22 @@ def espirit_maps(
     ksp = kspace.reshape(-1, c, h, w).to(torch.complex64)
     cw = config.calib_width
     r0, c0 = h // 2 - cw // 2, w // 2 - cw // 2
-    calib = ksp[..., r0 : r0 + cw, c0 : c0 + cw]
-
-    energy = calib.abs().pow(2).sum(dim=(-3, -2, -1))
+    rows, cols = slice(r0, r0 + cw), slice(c0, c0 + cw)
+    energy = ksp[..., rows, cols].abs().pow(2).sum(dim=(-3, -2, -1))
     if bool((energy == 0).any()):
         raise InputError(
             "calibration region is all zero; the k-space centre must be fully sampled",
             field="kspace", expected=f"non-zero central {cw} x {cw} block",
         )
+    if config.fit_to_acs:
+        rows, cols = _acs_region(ksp, rows, cols)
+        if min(rows.stop - rows.start, cols.stop - cols.start) < config.kernel_width:
+            raise InputError(
+                "the fully sampled k-space centre (ACS) is smaller than the ESPIRiT kernel",
+                field="kspace", expected=f"at least {config.kernel_width} fully sampled central lines",
+                got=f"{rows.stop - rows.start} x {cols.stop - cols.start}",
+            )
+    calib = ksp[..., rows, cols]
     kernels = _calibration_kernels(calib, config)
     ops = _pixel_operators(kernels, (h, w))
     eig, vec = _top_eigenvectors(ops, config)
