@@ -120,7 +120,9 @@ def l1_wavelet(
         raise InputError("k-space must be a complex tensor [..., C, H, W]", field="kspace",
                          expected="complex [..., C, H, W]", got=getattr(kspace, "shape", type(kspace).__name__))
     if maps is None:
-        maps = _estimate_maps(kspace, mask)
+        from mrizoo.physics.espirit import espirit_maps
+
+        maps = espirit_maps(kspace * _mask_factor(mask, kspace))
     if maps.shape[-3:] != kspace.shape[-3:]:
         raise InputError("maps do not fit the k-space", field="maps",
                          expected=tuple(kspace.shape), got=tuple(maps.shape))
@@ -193,33 +195,3 @@ def _mask_factor(mask: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
     m = mask.to(device=kspace.device)
     m = m.to(kspace.real.dtype) if m.dtype == torch.bool else m
     return m.unsqueeze(-3) if m.ndim >= 2 else m
-
-
-def _acs_width(mask: torch.Tensor, width: int) -> int:
-    """Number of contiguous fully sampled columns around the k-space centre."""
-    m = mask.to(torch.bool)
-    if m.ndim >= 2:
-        m = m.reshape(-1, *m.shape[-2:]).all(dim=0).all(dim=0)  # column sampled in every row/item
-    m = m.expand(width).cpu()
-    c = width // 2
-    if not bool(m[c]):
-        return 0
-    left = c
-    while left > 0 and bool(m[left - 1]):
-        left -= 1
-    right = c
-    while right < width - 1 and bool(m[right + 1]):
-        right += 1
-    return right - left + 1
-
-
-def _estimate_maps(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """ESPIRiT maps calibrated on the fully sampled centre (at most 24 columns wide)."""
-    from mrizoo.physics.espirit import EspiritConfig, espirit_maps
-
-    default = EspiritConfig()
-    acs = _acs_width(mask, kspace.shape[-1])
-    width = min(default.calib_width, acs, kspace.shape[-2])
-    if width < default.kernel_width:
-        return espirit_maps(kspace)
-    return espirit_maps(kspace, calib_width=width)
