@@ -176,3 +176,18 @@ def test_packaging_lists_every_subpackage_and_ships_entries() -> None:
     on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "mrizoo").rglob("__init__.py")}
     assert on_disk <= listed, f"add to pyproject packages: {sorted(on_disk - listed)}"
     assert conf["tool"]["setuptools"]["package-dir"]["mrizoo.recipes"] == "recipes"
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_architecture_preset_resolves(arch: str) -> None:
+    a = ARCHITECTURES[arch]
+    assert dataclasses_is_config(a.make_config(None, {}))
+    for preset in a.presets:
+        cfg = a.make_config(preset, {})
+        assert type(cfg) is a.config_class()
+
+
+def dataclasses_is_config(obj: object) -> bool:
+    import dataclasses
+
+    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)

@@ -72,7 +72,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture(
             "vit", "vision transformer for reconstruction (Lin & Heckel), image domain",
             f"{_M}.vit:ViTConfig", f"{_M}.vit:build_vit",
-            {"small": f"{_M}.vit:VIT_SMALL", "large": f"{_M}.vit:VIT_LARGE"},
+            {"seed002-small": f"{_M}.vit:VIT_SEED002_SMALL", "seed002-large": f"{_M}.vit:VIT_SEED002_LARGE"},
         ),
         Architecture(
             "modl", "MoDL: shared residual CNN denoiser unrolled with CG data consistency",

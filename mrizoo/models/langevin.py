@@ -1,0 +1,252 @@
+"""Annealed Langevin posterior sampling with a score-based prior (Jalal et al., NeurIPS 2021).
+
+"Robust Compressed Sensing MRI with Deep Generative Priors". With the multi-coil forward
+model ``A = M F S`` and measurements ``y = A x + n`` (``n``: white Gaussian noise of standard
+deviation ``gamma`` per real component), chains run down a ladder of noise levels
+``sigma_1 > ... > sigma_L``, ``steps_per_level`` steps each::
+
+    x <- x + a (score(x, sigma) - w A^H (A x - y)) + sqrt(2 a) z,    z ~ N(0, I) per real channel
+    a = step_lr * (sigma / sigma_L)^2
+    w = data_weight / (sigma^2 + gamma^2)
+
+``score(x, sigma)`` approximates ``grad log p_sigma`` of the prior smoothed by noise of
+standard deviation ``sigma`` per real channel. The data term is the gradient of the
+likelihood of ``y`` given the smoothed image, ``N(A x_sigma, (gamma^2 + sigma^2) I)``: the
+weighting of the paper (``gamma^2 + beta_t^2``) and of the authors' code (``sigma^2`` alone,
+i.e. ``gamma = 0``, ``data_weight = 1``). At the end of the ladder (``sigma_L`` small against
+the posterior's scales) the chains target the posterior ``p(x | y)`` itself. Gradients are
+taken with respect to the real and imaginary parts, which for a complex image is the
+complex expression above.
+
+Everything runs on images normalised by ``s``, the 99th percentile of ``|x_MVUE|``, the
+SENSE/MVUE pseudo-inverse of the undersampled data (the prior was trained on images
+normalised the same way): ``y`` and ``gamma`` are divided by ``s`` and the samples multiplied
+back, so scaling the data scales the samples. Chains start from uniform noise in
+``[0, 1)`` per real channel (as the authors' code) or from the normalised pseudo-inverse
+plus noise at the first level (``init="pinv"``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+
+from mrizoo.errors import InputError
+from mrizoo.models.base import PosteriorSamples, ReconModel, check_inputs
+from mrizoo.models.ncsnv2 import NCSNv2, NCSNv2Config
+from mrizoo.physics.coils import sense_combine
+from mrizoo.physics.fft import ifft2c
+from mrizoo.physics.operators import adjoint_op, forward_op
+
+__all__ = [
+    "LangevinConfig",
+    "annealed_langevin",
+    "percentile_scale",
+    "ScorePosterior",
+    "build_score_posterior",
+    "LANGEVIN_JALAL2021",
+]
+
+ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LangevinConfig:
+    """Settings of :func:`annealed_langevin`.
+
+    ``step_lr``: ``eps`` of the step ``a = eps (sigma / sigma_L)^2`` (``sigma_L``: the last level
+    of the whole ladder). ``steps_per_level``: Langevin steps per noise level.
+    ``start_level`` / ``end_level``: the levels run, ``sigmas[start_level:end_level]``
+    (``None``: to the end). ``noise_std``: ``gamma``, the measurement noise standard deviation
+    per real component, in the units of the k-space. ``data_weight``: factor on the data
+    term. ``percentile``: quantile of ``|x_MVUE|`` used to normalise. ``init``: ``"uniform"``
+    or ``"pinv"``. ``seed``: seed of the chains' random numbers (``None``: the global
+    generator). ``reconstruct_samples``: chains averaged by ``reconstruct``.
+    """
+
+    step_lr: float = 5e-5
+    steps_per_level: int = 3
+    start_level: int = 0
+    end_level: int | None = None
+    noise_std: float = 0.0
+    data_weight: float = 1.0
+    percentile: float = 0.99
+    init: Literal["uniform", "pinv"] = "uniform"
+    seed: int | None = 0
+    reconstruct_samples: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("step_lr", "data_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise InputError("must be a positive number", field=name, expected="> 0", got=value)
+        if not (isinstance(self.noise_std, (int, float)) and math.isfinite(self.noise_std)
+                and self.noise_std >= 0):
+            raise InputError("must be a non-negative number", field="noise_std", expected=">= 0",
+                             got=self.noise_std)
+        for name in ("steps_per_level", "reconstruct_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError("must be a positive integer", field=name, expected="int >= 1", got=value)
+        if isinstance(self.start_level, bool) or not isinstance(self.start_level, int) or self.start_level < 0:
+            raise InputError("must be a non-negative integer", field="start_level", expected="int >= 0",
+                             got=self.start_level)
+        if self.end_level is not None and (not isinstance(self.end_level, int)
+                                           or self.end_level <= self.start_level):
+            raise InputError("must come after start_level", field="end_level",
+                             expected=f"int > {self.start_level} or None", got=self.end_level)
+        if not 0.0 < self.percentile <= 1.0:
+            raise InputError("must be a quantile", field="percentile", expected="in (0, 1]", got=self.percentile)
+        if self.init not in ("uniform", "pinv"):
+            raise InputError("unknown initialisation", field="init", expected="'uniform' or 'pinv'",
+                             got=self.init)
+
+
+#: The sampler settings of the csgm-mri-langevin code (eps 5e-5, 3 steps per level, whole ladder).
+LANGEVIN_JALAL2021 = LangevinConfig()
+
+
+def percentile_scale(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor,
+                     q: float = 0.99) -> torch.Tensor:
+    """``[B]`` quantile ``q`` of ``|x_MVUE|`` per item, ``x_MVUE`` the SENSE combination of ``ifft2c(M y)``."""
+    mvue = sense_combine(ifft2c(kspace * mask.unsqueeze(-3)), maps)
+    return torch.quantile(mvue.abs().flatten(1).float(), q, dim=1)
+
+
+def _complex_randn(shape: tuple[int, ...], generator: torch.Generator | None,
+                   device: torch.device) -> torch.Tensor:
+    """Complex noise whose real and imaginary parts are each N(0, 1)."""
+    return torch.view_as_complex(torch.randn(*shape, 2, generator=generator, device=device))
+
+
+def annealed_langevin(
+    score_fn: ScoreFn,
+    y_kspace: torch.Tensor,
+    mask: torch.Tensor,
+    maps: torch.Tensor,
+    sigmas: torch.Tensor,
+    config: LangevinConfig | None = None,
+    n: int = 1,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Posterior samples ``[n, B, H, W]`` (complex, in the units of the data) by annealed Langevin.
+
+    ``score_fn(x, sigma)`` returns the prior score of complex images ``x`` ``[n, B, H, W]`` in
+    the *normalised* domain (images divided by the 99th percentile of the MVUE); ``y_kspace``
+    ``[B, C, H, W]`` and ``maps`` ``[B, C, H, W]`` are complex, ``mask`` ``[B, H, W]`` or
+    ``[H, W]`` bool, ``sigmas`` the whole decreasing noise ladder. ``generator`` overrides
+    ``config.seed``.
+    """
+    cfg = config or LangevinConfig()
+    y_kspace, mask, maps = check_inputs(y_kspace, mask, maps)
+    if maps is None:
+        raise InputError("the forward model needs coil sensitivity maps", field="maps",
+                         expected="complex [B, C, H, W]")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError("must be a positive integer", field="n", expected="int >= 1", got=n)
+    sig = torch.as_tensor(sigmas).detach().to(device="cpu", dtype=torch.float64).flatten()
+    if sig.numel() == 0 or not bool((sig > 0).all()):
+        raise InputError("noise levels must be positive", field="sigmas", got=sig.tolist()[:5])
+    end = sig.numel() if cfg.end_level is None else cfg.end_level
+    if cfg.start_level >= sig.numel() or end > sig.numel():
+        raise InputError("levels outside the noise ladder", field="start_level/end_level",
+                         expected=f"within [0, {sig.numel()}]", got=(cfg.start_level, cfg.end_level))
+
+    device = y_kspace.device
+    maps = maps.to(device=device, dtype=torch.complex64)
+    y_kspace = (y_kspace * mask.unsqueeze(-3)).to(torch.complex64)
+    b, _, h, w = y_kspace.shape
+    scale = percentile_scale(y_kspace, mask, maps, cfg.percentile)  # [B]
+    if not bool((scale > 0).all()):
+        raise InputError("the pseudo-inverse image is zero; no signal to normalise",
+                         field="kspace", expected="non-zero sampled k-space inside the maps' support")
+    y_n = y_kspace / scale.view(b, 1, 1, 1)
+    gamma2 = (cfg.noise_std / scale.double()) ** 2  # [B]
+
+    if generator is None and cfg.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    sigma_last = float(sig[-1])
+    if cfg.init == "uniform":
+        x = torch.view_as_complex(torch.rand(n, b, h, w, 2, generator=generator, device=device))
+    else:
+        pinv = sense_combine(ifft2c(y_n), maps)
+        x = pinv + float(sig[cfg.start_level]) * _complex_randn((n, b, h, w), generator, device)
+
+    with torch.no_grad():
+        for level in range(cfg.start_level, end):
+            sigma = float(sig[level])
+            step = cfg.step_lr * (sigma / sigma_last) ** 2
+            weight = (cfg.data_weight / (sigma**2 + gamma2)).float().view(1, b, 1, 1)
+            for _ in range(cfg.steps_per_level):
+                data_grad = adjoint_op(forward_op(x, maps, mask) - y_n, maps)
+                drift = score_fn(x, sigma) - weight * data_grad
+                x = x + step * drift + math.sqrt(2 * step) * _complex_randn(x.shape, generator, device)
+    return x * scale.view(1, b, 1, 1).to(x.real.dtype)
+
+
+class ScorePosterior(ReconModel):
+    """Posterior sampling with an NCSNv2 prior and :func:`annealed_langevin` (needs coil maps).
+
+    ``forward`` is the score network's native call; ``sample`` runs the sampler, with
+    ESPIRiT maps estimated from the calibration region when none are given. ``chunk`` limits
+    the chains per network evaluation (``None``: all at once).
+    """
+
+    is_posterior = True
+    needs_maps = True
+
+    def __init__(self, net: NCSNv2 | None = None, langevin: LangevinConfig | None = None,
+                 *, chunk: int | None = None) -> None:
+        super().__init__()
+        self.net = net if net is not None else NCSNv2()
+        self.langevin = langevin or LangevinConfig()
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise InputError("must be a positive integer", field="chunk", expected="int >= 1 or None", got=chunk)
+        self.chunk = chunk
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net(x, y)
+
+    def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """Prior score of complex images ``[..., H, W]`` (normalised domain) at level ``sigma``."""
+        shape = x.shape
+        real = torch.view_as_real(x.reshape(-1, *shape[-2:])).permute(0, 3, 1, 2)
+        p = next(self.net.parameters())
+        real = real.to(dtype=p.dtype, device=p.device)
+        parts = real.split(self.chunk) if self.chunk else (real,)
+        out = torch.cat([self.net.score(part, sigma) for part in parts])
+        out = torch.view_as_complex(out.permute(0, 2, 3, 1).float().contiguous()).reshape(shape)
+        return out.to(x.device)
+
+    def _run(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None, n: int,
+             generator: torch.Generator | None) -> torch.Tensor:
+        kspace, mask, maps = check_inputs(kspace, mask, maps)
+        maps = self._maps(kspace, maps)
+        return annealed_langevin(self.score, kspace, mask, maps, self.net.sigmas, self.langevin, n,
+                                 generator=generator)
+
+    def sample(
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None,
+        n: int = 32, *, generator: torch.Generator | None = None,
+    ) -> PosteriorSamples:
+        """``n`` posterior samples (magnitude ``[n, B, H, W]``) with their mean and std."""
+        return PosteriorSamples.from_samples(self._run(kspace, mask, maps, n, generator).abs())
+
+    def reconstruct(
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None,
+        *, generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Magnitude of the mean of ``reconstruct_samples`` complex posterior samples."""
+        x = self._run(kspace, mask, maps, self.langevin.reconstruct_samples, generator)
+        return x.mean(0).abs()
+
+
+def build_score_posterior(config: NCSNv2Config | None = None,
+                          langevin: LangevinConfig | None = None) -> ScorePosterior:
+    """An NCSNv2 prior (``config``) with the annealed Langevin sampler (``langevin``)."""
+    return ScorePosterior(NCSNv2(config), langevin)
+

@@ -1,0 +1,412 @@
+"""rcGAN: a conditional GAN that draws posterior samples of multi-coil MR images.
+
+Bendel, Ahmad & Schniter, "A Regularized Conditional GAN for Posterior Sampling in Image
+Recovery Problems", NeurIPS 2023. The generator maps the zero-filled multi-coil image ``y``
+(``C`` coils as ``[real(C), imag(C)]`` channels, normalised by one scalar mean/std) plus
+``noise_chans`` channels of white Gaussian noise ``z`` to a multi-coil image; every draw of
+``z`` gives one posterior sample. The sampled k-space of each output is then replaced by the
+measurement (data consistency), so every sample agrees exactly with the data.
+
+Generator (layout of the authors' MRI code; about 86.8M parameters at the default size):
+
+- encoder: ``depth`` blocks of ``conv3x3 -> BN -> PReLU``, a residual block and a stride-2
+  conv3x3, widths ``chans * 2**i`` (18 -> 128 -> 256 -> 512 -> 1024); the first block has no BN.
+  The input of each stride-2 conv is kept as the skip connection.
+- bottleneck: ``conv3x3 -> BN -> PReLU`` at the deepest width.
+- decoder: transposed conv3x3 (stride 2, width unchanged) -> BN -> PReLU, concatenation with
+  the skip, ``conv3x3 -> BN -> PReLU`` to half the width (the last block keeps ``chans``) and a
+  residual block.
+- head: 1x1 convs ``chans -> chans // 2 -> 2 C``.
+
+A residual block is ``x -> conv1x1(x) + (conv3x3 -> BN -> PReLU) x 2``. The authors' module
+also defines an extra stack of five residual blocks at the bottleneck that its forward pass
+never calls; it is left out here (it holds no used parameters).
+
+Discriminator: ``cat(x, y)`` (``4 C`` channels) -> conv3x3 + LeakyReLU(0.01), then blocks of
+``AvgPool2 -> conv3x3 -> InstanceNorm -> LeakyReLU(0.2)`` (widths 64, 128, 256, 512, 512, 512)
+and a linear layer to one score. The authors flatten a fixed ``512 x 6 x 6`` map (384 x 384
+input); ``disc_input_size=None`` replaces the flattening by global average pooling so any
+size works.
+
+Coil combination of the samples: SENSE with the given maps (or ESPIRiT maps estimated from
+the central 16 k-space lines with kernel 6 and crop 0.70, as in the paper's evaluation) when
+``coil_combine="sense"``, RSS when ``coil_combine="rss"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrizoo.errors import InputError
+from mrizoo.models.base import PosteriorSamples, ReconModel, check_inputs
+from mrizoo.physics.coils import rss, sense_combine
+from mrizoo.physics.fft import fft2c, ifft2c
+
+__all__ = [
+    "RCGANConfig",
+    "RCGAN",
+    "RCGANGenerator",
+    "RCGANDiscriminator",
+    "build_rcgan",
+    "build_rcgan_discriminator",
+    "RCGAN_BENDEL2023",
+    "RCGAN_TINY",
+]
+
+
+def _positive_int(value: object, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError("must be a positive integer", field=field, expected="int >= 1", got=repr(value))
+
+
+@dataclass(frozen=True)
+class RCGANConfig:
+    """rcGAN hyper-parameters.
+
+    ``in_coils``: coils of the input (the network sees ``2 * in_coils`` channels; other coil
+    counts must be compressed first). ``noise_chans``: channels of ``z``. ``chans``: width of
+    the first encoder block, doubled at each of the ``depth`` levels. ``disc_chans``: widths of
+    the discriminator (first conv, then one per pooling block). ``disc_input_size``: image size
+    the discriminator's linear layer is built for, or ``None`` for global average pooling.
+    ``reconstruct_samples``: samples averaged by ``reconstruct``. ``coil_combine``: ``"sense"``
+    or ``"rss"``. ``sample_chunk``: samples per generator pass (``None``: as many as fit a
+    memory budget, usually all).
+    """
+
+    in_coils: int = 8
+    noise_chans: int = 2
+    chans: int = 128
+    depth: int = 4
+    disc_chans: tuple[int, ...] = (32, 64, 128, 256, 512, 512, 512)
+    disc_input_size: tuple[int, int] | None = (384, 384)
+    reconstruct_samples: int = 8
+    coil_combine: Literal["sense", "rss"] = "sense"
+    sample_chunk: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("in_coils", "noise_chans", "chans", "depth", "reconstruct_samples"):
+            _positive_int(getattr(self, name), name)
+        if self.chans < 2:
+            raise InputError("the head halves the width", field="chans", expected=">= 2", got=self.chans)
+        if len(self.disc_chans) < 1:
+            raise InputError("needs at least the first conv width", field="disc_chans",
+                             expected="non-empty tuple of ints", got=self.disc_chans)
+        for c in self.disc_chans:
+            _positive_int(c, "disc_chans")
+        if self.disc_input_size is not None:
+            factor = 2 ** (len(self.disc_chans) - 1)
+            if (len(self.disc_input_size) != 2
+                    or any(not isinstance(s, int) or s < factor for s in self.disc_input_size)):
+                raise InputError("too small for the discriminator's pooling", field="disc_input_size",
+                                 expected=f"(H, W) with H, W >= {factor}, or None",
+                                 got=self.disc_input_size)
+        if self.coil_combine not in ("sense", "rss"):
+            raise InputError("unknown coil combination", field="coil_combine",
+                             expected="'sense' or 'rss'", got=self.coil_combine)
+        if self.sample_chunk is not None:
+            _positive_int(self.sample_chunk, "sample_chunk")
+
+    @property
+    def image_chans(self) -> int:
+        """Channels of a multi-coil image: ``[real(C), imag(C)]``."""
+        return 2 * self.in_coils
+
+
+#: The fastMRI brain configuration of Bendel et al. 2023 (8 virtual coils, 384 x 384).
+RCGAN_BENDEL2023 = RCGANConfig()
+
+#: A few-thousand-parameter configuration for tests and smoke runs (4 coils, RSS, any size).
+RCGAN_TINY = RCGANConfig(in_coils=4, chans=8, depth=2, disc_chans=(8, 16, 16), disc_input_size=None,
+                         reconstruct_samples=2, coil_combine="rss")
+
+
+# --------------------------------------------------------------------------- generator
+
+
+class _ResidualBlock(nn.Module):
+    """``x -> conv1x1(x) + (conv3x3 -> BN -> PReLU) x 2`` at constant width."""
+
+    def __init__(self, chans: int) -> None:
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.Conv2d(chans, chans, 3, padding=1), nn.BatchNorm2d(chans), nn.PReLU(),
+            nn.Conv2d(chans, chans, 3, padding=1), nn.BatchNorm2d(chans), nn.PReLU(),
+        )
+        self.conv_1x1 = nn.Conv2d(chans, chans, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_1x1(x) + self.conv_block(x)
+
+
+class _DownBlock(nn.Module):
+    """``conv3x3 -> [BN] -> PReLU -> residual`` (the skip), then a stride-2 conv3x3."""
+
+    def __init__(self, cin: int, cout: int, batch_norm: bool) -> None:
+        super().__init__()
+        self.conv_1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.bn = nn.BatchNorm2d(cout) if batch_norm else nn.Identity()
+        self.activation = nn.PReLU()
+        self.res = _ResidualBlock(cout)
+        self.conv_3 = nn.Conv2d(cout, cout, 3, padding=1, stride=2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skip = self.res(self.activation(self.bn(self.conv_1(x))))
+        return self.conv_3(skip), skip
+
+
+class _UpBlock(nn.Module):
+    """Transposed conv (x2) -> BN -> PReLU, concat with the skip, conv3x3 -> BN -> PReLU, residual."""
+
+    def __init__(self, cin: int, cskip: int, cout: int) -> None:
+        super().__init__()
+        self.conv_1 = nn.ConvTranspose2d(cin, cin, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(cin)
+        self.activation = nn.PReLU()
+        self.layers = nn.Sequential(
+            nn.Conv2d(cin + cskip, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.PReLU(),
+            _ResidualBlock(cout),
+        )
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        up = self.activation(self.bn(self.conv_1(x, output_size=skip.shape[-2:])))
+        return self.layers(torch.cat([skip, up], dim=1))
+
+
+class RCGANGenerator(nn.Module):
+    """The rcGAN U-Net: ``[B, 2C + noise, H, W] -> [B, 2C, H, W]`` (any H, W)."""
+
+    def __init__(self, config: RCGANConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or RCGANConfig()
+        widths = [cfg.chans * 2**i for i in range(cfg.depth)]
+        cin = cfg.image_chans + cfg.noise_chans
+        self.down_sample_layers = nn.ModuleList()
+        for i, w in enumerate(widths):
+            self.down_sample_layers.append(_DownBlock(cin, w, batch_norm=i > 0))
+            cin = w
+        self.conv = nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1), nn.BatchNorm2d(cin), nn.PReLU())
+        self.up_sample_layers = nn.ModuleList()
+        for i in reversed(range(cfg.depth)):
+            cout = widths[i - 1] if i > 0 else widths[0]
+            self.up_sample_layers.append(_UpBlock(cin, widths[i], cout))
+            cin = cout
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(cin, cin // 2, 1), nn.Conv2d(cin // 2, cfg.image_chans, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for layer in self.down_sample_layers:
+            x, skip = layer(x)
+            skips.append(skip)
+        x = self.conv(x)
+        for layer in self.up_sample_layers:
+            x = layer(x, skips.pop())
+        return self.conv2(x)
+
+
+# ----------------------------------------------------------------------- discriminator
+
+
+class RCGANDiscriminator(nn.Module):
+    """The rcGAN critic ``D(x, y)``: two ``[B, 2C, H, W]`` images to one score ``[B, 1]``."""
+
+    def __init__(self, config: RCGANConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or RCGANConfig()
+        c0 = cfg.disc_chans[0]
+        self.initial_layers = nn.Sequential(nn.Conv2d(2 * cfg.image_chans, c0, 3, padding=1), nn.LeakyReLU())
+        self.encoder_layers = nn.ModuleList()
+        for cin, cout in zip(cfg.disc_chans[:-1], cfg.disc_chans[1:]):
+            self.encoder_layers.append(nn.Sequential(
+                nn.AvgPool2d(2), nn.Conv2d(cin, cout, 3, padding=1), nn.InstanceNorm2d(cout),
+                nn.LeakyReLU(0.2),
+            ))
+        factor = 2 ** (len(cfg.disc_chans) - 1)
+        if cfg.disc_input_size is None:
+            flat = cfg.disc_chans[-1]
+        else:
+            flat = cfg.disc_chans[-1] * (cfg.disc_input_size[0] // factor) * (cfg.disc_input_size[1] // factor)
+        self.dense = nn.Sequential(nn.Flatten(), nn.Linear(flat, 1))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        size = self.config.disc_input_size
+        if size is not None and tuple(x.shape[-2:]) != tuple(size):
+            raise InputError("image size does not match the discriminator's linear layer",
+                             field="x", expected=f"[..., {size[0]}, {size[1]}] (or build with "
+                             "disc_input_size=None for global pooling)", got=tuple(x.shape))
+        out = self.initial_layers(torch.cat([x, y], dim=1))
+        for layer in self.encoder_layers:
+            out = layer(out)
+        if size is None:
+            out = out.mean(dim=(-2, -1))
+        return self.dense(out)
+
+
+# ------------------------------------------------------------------------------ model
+
+
+def _stack(coil_images: torch.Tensor) -> torch.Tensor:
+    """Complex ``[B, C, H, W]`` -> real ``[B, 2C, H, W]`` as ``[real(C), imag(C)]``."""
+    return torch.cat([coil_images.real, coil_images.imag], dim=1)
+
+
+def _unstack(x: torch.Tensor) -> torch.Tensor:
+    """Real ``[B, 2C, H, W]`` (``[real(C), imag(C)]``) -> complex ``[B, C, H, W]``."""
+    c = x.shape[1] // 2
+    return torch.complex(x[:, :c].float(), x[:, c:].float())
+
+
+def _data_consistency(coil_images: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Replace the sampled k-space of ``coil_images`` ``[..., C, H, W]`` by ``kspace``; returns k-space."""
+    return torch.where(mask.unsqueeze(-3), kspace, fft2c(coil_images))
+
+
+class RCGAN(ReconModel):
+    """rcGAN posterior sampler; ``forward(y, mask, noise)`` is the authors' training-time call."""
+
+    is_posterior = True
+
+    def __init__(self, config: RCGANConfig | None = None, *, discriminator: bool = False) -> None:
+        super().__init__()
+        self.config = cfg = config or RCGANConfig()
+        self.generator = RCGANGenerator(cfg)
+        self.discriminator = RCGANDiscriminator(cfg) if discriminator else None
+
+    # -- native call ------------------------------------------------------------------
+    def forward(
+        self, y: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """One sample per item in the normalised domain: ``y`` ``[B, 2C, H, W]`` -> ``[B, 2C, H, W]``.
+
+        ``y`` is the normalised zero-filled image; data consistency uses its own k-space at
+        ``mask`` (``[B, H, W]`` or ``[H, W]`` bool), as in training.
+        """
+        b, _, h, w = y.shape
+        if noise is None:
+            noise = torch.randn(b, self.config.noise_chans, h, w, generator=generator,
+                                device=y.device, dtype=y.dtype)
+        out = self.generator(torch.cat([y, noise], dim=1))
+        mask = mask.to(device=y.device, dtype=torch.bool).expand(b, h, w)
+        k = _data_consistency(_unstack(out), fft2c(_unstack(y)), mask)
+        return _stack(ifft2c(k)).to(y.dtype)
+
+    # -- inference --------------------------------------------------------------------
+    def _check_coils(self, kspace: torch.Tensor) -> None:
+        c = kspace.shape[1]
+        if c != self.config.in_coils:
+            raise InputError(
+                f"this rcGAN was built for {self.config.in_coils} coils; compress the k-space "
+                f"first with mrizoo.physics.coil_compress(kspace, {self.config.in_coils})"
+                if c > self.config.in_coils else
+                f"this rcGAN was built for {self.config.in_coils} coils and needs at least as many",
+                field="kspace", expected=f"{self.config.in_coils} coils", got=f"{c} coils",
+            )
+
+    def _chunk_size(self, n: int, pixels: int, device: torch.device) -> int:
+        if self.config.sample_chunk is not None:
+            return min(n, self.config.sample_chunk)
+        # peak memory of a no-grad pass: about 10 * chans float32 values per pixel and sample
+        # (measured on CPU); budget 12 for headroom
+        per_sample = 12 * self.config.chans * pixels * 4
+        if device.type == "cuda":
+            budget = torch.cuda.mem_get_info(device)[0] // 2
+        else:
+            budget = 4 * 2**30
+        return max(1, min(n, budget // max(per_sample, 1)))
+
+    @torch.no_grad()
+    def sample_kspace(
+        self, kspace: torch.Tensor, mask: torch.Tensor, n: int = 32,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``n`` posterior samples as data-consistent multi-coil k-space ``[n, B, C, H, W]``.
+
+        The noise for all samples is drawn up front, so the result does not depend on how the
+        generator passes are chunked (in eval mode).
+        """
+        kspace, mask, _ = check_inputs(kspace, mask)
+        self._check_coils(kspace)
+        _positive_int(n, "n")
+        b, c, h, w = kspace.shape
+        kspace = kspace * mask.unsqueeze(1)
+        stacked = _stack(ifft2c(kspace))
+        mean = stacked.mean(dim=(1, 2, 3), keepdim=True)
+        std = stacked.std(dim=(1, 2, 3), keepdim=True)
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        y = (stacked - mean) / std
+
+        m = 2**self.config.depth
+        ph, pw = (-h) % m, (-w) % m
+        top, left = ph // 2, pw // 2
+        if ph or pw:  # pad with the value that raw zeros take after normalisation
+            y = F.pad(y + mean / std, (left, pw - left, top, ph - top)) - mean / std
+        hp, wp = h + ph, w + pw
+        noise = torch.randn(n, b, self.config.noise_chans, hp, wp, generator=generator,
+                            device=y.device, dtype=y.dtype)
+
+        chunk = self._chunk_size(n * b, hp * wp, y.device)
+        y_rep = y.unsqueeze(0).expand(n, -1, -1, -1, -1).reshape(n * b, -1, hp, wp)
+        inp = torch.cat([y_rep, noise.reshape(n * b, -1, hp, wp)], dim=1)
+        out = torch.cat([self.generator(part) for part in inp.split(chunk)])
+        out = out[..., top : top + h, left : left + w].reshape(n, b, 2 * c, h, w)
+        out = out * std + mean
+        coil_images = torch.complex(out[:, :, :c].float(), out[:, :, c:].float())
+        return _data_consistency(coil_images, kspace, mask)
+
+    def sample_coil_images(
+        self, kspace: torch.Tensor, mask: torch.Tensor, n: int = 32,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``n`` posterior samples as complex multi-coil images ``[n, B, C, H, W]``."""
+        return ifft2c(self.sample_kspace(kspace, mask, n, generator))
+
+    def _maps(self, kspace: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
+        """Given maps, or ESPIRiT maps with the paper's settings (calibration 16, kernel 6, crop 0.70)."""
+        if maps is not None:
+            return maps
+        from mrizoo.physics.espirit import espirit_maps
+
+        return espirit_maps(kspace, calib_width=16, kernel_width=6, crop=0.70)
+
+    def _combine(self, coil_images: torch.Tensor, kspace: torch.Tensor,
+                 maps: torch.Tensor | None) -> torch.Tensor:
+        if self.config.coil_combine == "rss":
+            return rss(coil_images)
+        maps = self._maps(kspace, maps).to(coil_images.device)
+        return sense_combine(coil_images, maps.expand_as(coil_images)).abs()
+
+    def sample(
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None,
+        n: int = 32, *, generator: torch.Generator | None = None,
+    ) -> PosteriorSamples:
+        """``n`` posterior samples, coil-combined to magnitude images ``[n, B, H, W]``."""
+        kspace, mask, maps = check_inputs(kspace, mask, maps)
+        coil_images = self.sample_coil_images(kspace, mask, n, generator)
+        return PosteriorSamples.from_samples(self._combine(coil_images, kspace, maps))
+
+    def reconstruct(
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None,
+        *, generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Magnitude of the coil-combined mean of ``reconstruct_samples`` complex samples."""
+        kspace, mask, maps = check_inputs(kspace, mask, maps)
+        coil_images = self.sample_coil_images(kspace, mask, self.config.reconstruct_samples, generator)
+        return self._combine(coil_images.mean(0), kspace, maps)
+
+
+def build_rcgan(config: RCGANConfig | None = None) -> RCGAN:
+    """The rcGAN sampler (generator only) for ``config``."""
+    return RCGAN(config)
+
+
+def build_rcgan_discriminator(config: RCGANConfig | None = None) -> RCGANDiscriminator:
+    """The rcGAN critic for ``config`` (training only)."""
+    return RCGANDiscriminator(config)
+

@@ -1,0 +1,220 @@
+"""The fastMRI U-Net, its normalised complex wrapper, and the image-domain U-Net model.
+
+Layer layout and state-dict keys follow the fastMRI reference U-Net, so its official weights
+load with ``strict=True``:
+
+- down path: ``down_sample_layers.{i}`` conv blocks (widths ``chans * 2**i``), each followed
+  by 2x2 average pooling; bottleneck ``conv``;
+- up path: ``up_transpose_conv.{i}`` (2x2 transposed conv, stride 2) then ``up_conv.{i}`` on the
+  concatenation with the skip; the last ``up_conv`` entry also holds the 1x1 output conv
+  (``up_conv.{P-1}.1``), the only layer with a bias.
+
+A conv block is ``conv3x3 (no bias) -> InstanceNorm -> LeakyReLU(0.2) -> Dropout2d``, twice
+(keys ``layers.0.weight`` and ``layers.4.weight``). Odd sizes are handled by reflect-padding the
+up-sampled map by one row/column at the bottom/right where it is smaller than the skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrizoo.errors import InputError
+from mrizoo.models.base import ReconModel
+from mrizoo.models.image_wrapper import image_domain_reconstruct, pad_amounts
+
+__all__ = [
+    "UnetConfig",
+    "Unet",
+    "NormUnet",
+    "UnetRecon",
+    "build_unet",
+    "UNET_SEED002_SMALL",
+    "UNET_SEED002_LARGE",
+    "UNET_FASTMRI_LEADERBOARD",
+    "UNET_PRESETS",
+]
+
+
+def _positive_int(value: object, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError("must be a positive integer", field=field, expected="int >= 1", got=repr(value))
+
+
+@dataclass(frozen=True)
+class UnetConfig:
+    """Hyper-parameters of the fastMRI U-Net."""
+
+    in_chans: int = 1
+    out_chans: int = 1
+    chans: int = 32  # width of the first conv block; doubles at each pooling level
+    num_pool_layers: int = 4
+    drop_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("in_chans", "out_chans", "chans", "num_pool_layers"):
+            _positive_int(getattr(self, name), name)
+        if not 0.0 <= float(self.drop_prob) < 1.0:
+            raise InputError("dropout probability out of range", field="drop_prob",
+                             expected="0 <= p < 1", got=self.drop_prob)
+
+
+#: Seed 002 (Lin & Heckel 2024) small U-Net, ~7.8M parameters.
+UNET_SEED002_SMALL = UnetConfig(chans=32)
+#: Seed 002 large U-Net, ~124M parameters.
+UNET_SEED002_LARGE = UnetConfig(chans=128)
+#: fastMRI leaderboard U-Net (official checkpoints), 496,372,225 parameters.
+UNET_FASTMRI_LEADERBOARD = UnetConfig(chans=256)
+
+UNET_PRESETS: dict[str, UnetConfig] = {
+    "seed002-small": UNET_SEED002_SMALL,
+    "seed002-large": UNET_SEED002_LARGE,
+    "fastmri-leaderboard": UNET_FASTMRI_LEADERBOARD,
+}
+
+
+class ConvBlock(nn.Module):
+    """Two rounds of conv3x3 (no bias) -> InstanceNorm -> LeakyReLU(0.2) -> Dropout2d."""
+
+    def __init__(self, in_chans: int, out_chans: int, drop_prob: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for cin in (in_chans, out_chans):
+            layers += [
+                nn.Conv2d(cin, out_chans, kernel_size=3, padding=1, bias=False),
+                nn.InstanceNorm2d(out_chans),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Dropout2d(drop_prob),
+            ]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class UpBlock(nn.Module):
+    """2x up-sampling: transposed conv 2x2 stride 2 (no bias) -> InstanceNorm -> LeakyReLU(0.2)."""
+
+    def __init__(self, in_chans: int, out_chans: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.ConvTranspose2d(in_chans, out_chans, kernel_size=2, stride=2, bias=False),
+            nn.InstanceNorm2d(out_chans),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class Unet(nn.Module):
+    """fastMRI-layout U-Net: ``[N, in_chans, H, W]`` -> ``[N, out_chans, H, W]`` (any H, W)."""
+
+    def __init__(self, config: UnetConfig | None = None) -> None:
+        super().__init__()
+        config = UnetConfig() if config is None else config
+        self.config = config
+        p = config.drop_prob
+        widths = [config.chans * 2**i for i in range(config.num_pool_layers)]
+        inputs = [config.in_chans, *widths[:-1]]
+        self.down_sample_layers = nn.ModuleList(ConvBlock(a, b, p) for a, b in zip(inputs, widths))
+        self.conv = ConvBlock(widths[-1], 2 * widths[-1], p)
+        self.up_transpose_conv = nn.ModuleList(UpBlock(2 * w, w) for w in reversed(widths))
+        up_conv: list[nn.Module] = [ConvBlock(2 * w, w, p) for w in reversed(widths)]
+        up_conv[-1] = nn.Sequential(up_conv[-1], nn.Conv2d(widths[0], config.out_chans, kernel_size=1))
+        self.up_conv = nn.ModuleList(up_conv)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        skips: list[torch.Tensor] = []
+        x = image
+        for block in self.down_sample_layers:
+            x = block(x)
+            skips.append(x)
+            x = F.avg_pool2d(x, kernel_size=2, stride=2)
+        x = self.conv(x)
+        for up, block in zip(self.up_transpose_conv, self.up_conv):
+            skip = skips.pop()
+            x = up(x)
+            dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
+            if dh or dw:  # odd size at this level: one extra row/column, mirrored
+                x = F.pad(x, (0, dw, 0, dh), mode="reflect")
+            x = block(torch.cat([x, skip], dim=1))
+        return x
+
+
+class NormUnet(nn.Module):
+    """U-Net on complex images in fastMRI's real layout ``[B, C, H, W, 2]``.
+
+    Real and imaginary parts of the ``C`` complex channels become ``2C`` U-Net channels
+    (all real parts first). Each sample is normalised by the mean and (unbiased) standard
+    deviation of its real parts and, separately, of its imaginary parts, zero-padded to a
+    multiple of ``pad_multiple``, passed through the U-Net, cropped and de-normalised.
+    """
+
+    def __init__(
+        self,
+        chans: int,
+        num_pools: int,
+        in_chans: int = 2,
+        out_chans: int = 2,
+        drop_prob: float = 0.0,
+        pad_multiple: int = 16,
+    ) -> None:
+        super().__init__()
+        if in_chans % 2 or out_chans % 2:
+            raise InputError("complex channels come in real/imaginary pairs", field="in_chans/out_chans",
+                             expected="even numbers", got=(in_chans, out_chans))
+        self.pad_multiple = pad_multiple
+        self.unet = Unet(UnetConfig(in_chans, out_chans, chans, num_pools, drop_prob))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5 or x.shape[-1] != 2:
+            raise InputError("NormUnet expects real/imaginary pairs in the last axis", field="x",
+                             expected="[B, C, H, W, 2]", got=tuple(x.shape))
+        b, c, h, w, _ = x.shape
+        x = x.permute(0, 4, 1, 2, 3).reshape(b, 2, c * h * w)  # [B, re/im, C*H*W]
+        mean = x.mean(dim=2, keepdim=True)
+        std = x.std(dim=2, keepdim=True)
+        std = torch.where(std > 0, std, torch.ones_like(std))  # constant input: no division by 0
+        x = ((x - mean) / std).reshape(b, 2 * c, h, w)
+        ph, pw = pad_amounts(h, self.pad_multiple), pad_amounts(w, self.pad_multiple)
+        x = F.pad(x, (*pw, *ph))
+        y = self.unet(x)
+        y = y[..., ph[0] : ph[0] + h, pw[0] : pw[0] + w]
+        co = y.shape[1] // 2
+        y = y.reshape(b, 2, co * h * w) * std + mean
+        return y.reshape(b, 2, co, h, w).permute(0, 2, 3, 4, 1).contiguous()
+
+
+class UnetRecon(Unet, ReconModel):
+    """Image-domain U-Net reconstruction (seed 002; fastMRI U-Net baseline).
+
+    ``forward`` is the bare U-Net (state dict identical to :class:`Unet`, so fastMRI's
+    official U-Net weights load directly). ``reconstruct`` feeds it the RSS of the zero-filled
+    image, standardized per sample and padded to a multiple of 16 (see
+    :mod:`mrizoo.models.image_wrapper`), and de-standardizes the output. ``clamp=6`` reproduces
+    fastMRI's U-Net input pipeline, which clamps the standardized image to ``[-6, 6]``.
+    """
+
+    def __init__(self, config: UnetConfig | None = None, *, clamp: float | None = None) -> None:
+        config = UnetConfig() if config is None else config
+        if config.in_chans != 1 or config.out_chans != 1:
+            raise InputError("the image-domain U-Net maps one magnitude image to one",
+                             field="in_chans/out_chans", expected=(1, 1),
+                             got=(config.in_chans, config.out_chans))
+        super().__init__(config)
+        self.clamp = clamp
+        self.pad_multiple = max(16, 2**config.num_pool_layers)
+
+    def reconstruct(
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return image_domain_reconstruct(self, kspace, mask, multiple=self.pad_multiple, clamp=self.clamp)
+
+
+def build_unet(config: UnetConfig | None = None, *, clamp: float | None = None) -> UnetRecon:
+    """The image-domain U-Net reconstruction model for ``config`` (default: seed 002 small)."""
+    return UnetRecon(UNET_SEED002_SMALL if config is None else config, clamp=clamp)
