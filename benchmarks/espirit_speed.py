@@ -7,38 +7,14 @@ at the same settings, in the same run. Usage: ``python benchmarks/espirit_speed.
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _timing import REALDATA, median_time  # noqa: E402  (puts the checkout on sys.path)
 
 from mrizoo.data.bart import read_cfl  # noqa: E402
 from mrizoo.physics.espirit import EspiritConfig, espirit_maps  # noqa: E402
-
-REALDATA = ROOT.parent / "shared" / "realdata"
-
-
-def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -62,9 +38,9 @@ def main() -> int:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"settings: {cfg}")
 
-    t_eigh = _median_time(lambda: espirit_maps(ksp, cfg, solver="eigh"), args.repeats)
+    t_eigh = median_time(lambda: espirit_maps(ksp, cfg, solver="eigh"), args.repeats)
     power_runs = max(3, args.repeats // 2)
-    t_power = _median_time(lambda: espirit_maps(ksp, cfg, solver="power"), power_runs)
+    t_power = median_time(lambda: espirit_maps(ksp, cfg, solver="power"), power_runs)
     print(f"mrizoo espirit_maps (eigh):  {t_eigh * 1e3:8.1f} ms  (median of {args.repeats})")
     print(f"mrizoo espirit_maps (power): {t_power * 1e3:8.1f} ms  ({cfg.max_iter} iterations)")
 
@@ -80,7 +56,7 @@ def main() -> int:
             kernel_width=cfg.kernel_width, crop=cfg.crop, max_iter=cfg.max_iter, show_pbar=False,
         ).run()
 
-    t_ref = _median_time(reference, args.ref_repeats)
+    t_ref = median_time(reference, args.ref_repeats)
     print(f"sigpy EspiritCalib (CPU):    {t_ref * 1e3:8.1f} ms  (median of {args.ref_repeats})")
     print(f"speed-up vs sigpy: eigh {t_ref / t_eigh:.1f}x, power {t_ref / t_power:.1f}x")
     return 0
