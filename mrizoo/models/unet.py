@@ -53,8 +53,13 @@ class UnetConfig:
     chans: int = 32  # width of the first conv block; doubles at each pooling level
     num_pool_layers: int = 4
     drop_prob: float = 0.0
+    # image-domain model only: clamp the standardized input to [-clamp, clamp] (fastMRI: 6)
+    input_clamp: float | None = None
 
     def __post_init__(self) -> None:
+        if self.input_clamp is not None and not float(self.input_clamp) > 0:
+            raise InputError("input clamp must be positive", field="input_clamp", expected="> 0 or None",
+                             got=self.input_clamp)
         for name in ("in_chans", "out_chans", "chans", "num_pool_layers"):
             _positive_int(getattr(self, name), name)
         if not 0.0 <= float(self.drop_prob) < 1.0:
@@ -67,7 +72,7 @@ UNET_SEED002_SMALL = UnetConfig(chans=32)
 #: Seed 002 large U-Net, ~124M parameters.
 UNET_SEED002_LARGE = UnetConfig(chans=128)
 #: fastMRI leaderboard U-Net (official checkpoints), 496,372,225 parameters.
-UNET_FASTMRI_LEADERBOARD = UnetConfig(chans=256)
+UNET_FASTMRI_LEADERBOARD = UnetConfig(chans=256, input_clamp=6.0)
 
 UNET_PRESETS: dict[str, UnetConfig] = {
     "seed002-small": UNET_SEED002_SMALL,
@@ -196,7 +201,8 @@ class UnetRecon(Unet, ReconModel):
     official U-Net weights load directly). ``reconstruct`` feeds it the RSS of the zero-filled
     image, standardized per sample and padded to a multiple of 16 (see
     :mod:`mrizoo.models.image_wrapper`), and de-standardizes the output. ``clamp=6`` reproduces
-    fastMRI's U-Net input pipeline, which clamps the standardized image to ``[-6, 6]``.
+    fastMRI's U-Net input pipeline, which clamps the standardized image to ``[-6, 6]``
+    (the default of ``UnetConfig.input_clamp`` in the leaderboard preset).
     """
 
     def __init__(self, config: UnetConfig | None = None, *, clamp: float | None = None) -> None:
@@ -206,7 +212,7 @@ class UnetRecon(Unet, ReconModel):
                              field="in_chans/out_chans", expected=(1, 1),
                              got=(config.in_chans, config.out_chans))
         super().__init__(config)
-        self.clamp = clamp
+        self.clamp = config.input_clamp if clamp is None else clamp
         self.pad_multiple = max(16, 2**config.num_pool_layers)
 
     def reconstruct(
