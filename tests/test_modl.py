@@ -122,7 +122,7 @@ def test_reconstruct_magnitude_and_scale_equivariance() -> None:
 def test_reconstruct_estimates_maps_when_missing() -> None:
     """Without maps the model estimates ESPIRiT maps from the calibration region."""
     torch.manual_seed(0)
-    h, w, c = 32, 28, 4
+    h, w = 32, 28
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
     img = ((xx**2 / 0.6 + yy**2 / 0.8) < 1).to(torch.complex64)
     coils = torch.stack([torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2)) for cx, cy in

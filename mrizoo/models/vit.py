@@ -137,7 +137,7 @@ class VisionTransformer(nn.Module):
 
     def __init__(self, config: ViTConfig | None = None) -> None:
         super().__init__()
-        timm = import_timm()  # noqa: F841 -- makes sure timm (and its torchvision import) loads
+        import_timm()  # makes sure timm (and its torchvision import) loads
         from timm.models.vision_transformer import Block
 
         self.config = cfg = config or ViTConfig()
