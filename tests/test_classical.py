@@ -33,15 +33,16 @@ def test_zero_filled_is_rss_of_masked_kspace(brain_problem) -> None:
 
 
 def test_cg_sense_beats_zero_filled_on_real_brain(brain_problem) -> None:
+    """Scored against the fully sampled MVUE image (same maps), where SENSE methods are defined."""
     k, mask, under, maps = brain_problem
-    target = rss(ifft2c(k))
-    zf = zero_filled(under)
+    target = zero_filled(k, maps=maps).abs()
+    zf = zero_filled(under, maps=maps).abs()
     cg = cg_sense(under, mask, maps).abs()
-    # independent metric (scikit-image), measured: zero-filled ~0.62, CG-SENSE ~0.64 SSIM;
-    # PSNR ~22.2 dB vs ~27.0 dB
-    assert _ssim(target, cg) > _ssim(target, zf)
+    # independent metric (scikit-image), measured: zero-filled 0.68, CG-SENSE 0.82 SSIM;
+    # PSNR 22.2 dB vs 29.0 dB
+    assert _ssim(target, cg) > _ssim(target, zf) + 0.08
     mse = lambda x: float(((x - target) ** 2).mean())  # noqa: E731
-    assert 10 * np.log10(mse(zf) / mse(cg)) > 3.0
+    assert 10 * np.log10(mse(zf) / mse(cg)) > 5.0
 
 
 def test_cg_sense_fully_sampled_noiseless_is_exact() -> None:

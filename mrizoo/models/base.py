@@ -17,7 +17,10 @@ reference implementations); ``reconstruct`` / ``sample`` adapt the common inputs
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -79,6 +82,34 @@ class ReconModel(nn.Module):
         self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, n: int = 32
     ) -> PosteriorSamples:
         raise TypeError(f"{type(self).__name__} is not a posterior model; use reconstruct()")
+
+    def save_pretrained(self, directory: str | os.PathLike[str], **kwargs: Any) -> Path:
+        """Write this zoo model as a checkpoint folder (see :func:`mrizoo.hub.format.save_pretrained`)."""
+        from mrizoo.hub.format import save_pretrained
+
+        return save_pretrained(self, directory, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls, repo_or_dir: str | os.PathLike[str], revision: str | None = None, *,
+        map_location: str | torch.device = "cpu",
+    ) -> "ReconModel":
+        """A model from a checkpoint folder, a Hub repo (``org/repo`` or ``hf-hub:org/repo``) or a zoo name.
+
+        Pin ``revision`` (a commit sha) for Hub repos; it defaults to ``main``.
+        """
+        from mrizoo.hub.download import HF_HUB_PREFIX
+        from mrizoo.zoo.factory import load
+
+        spec = os.fspath(repo_or_dir)
+        if (isinstance(spec, str) and spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
+                and not Path(spec).expanduser().is_dir()):
+            spec = HF_HUB_PREFIX + spec
+        model = load(spec, revision=revision, map_location=map_location)
+        if not isinstance(model, cls):
+            raise InputError("the checkpoint holds another kind of model", field="repo_or_dir",
+                             expected=cls.__name__, got=type(model).__name__)
+        return model
 
     def _maps(self, kspace: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
         if maps is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import torch
 from torch import nn
 
 from mrizoo.errors import WeightsUnavailableError
@@ -33,21 +35,34 @@ def create(name: str, **overrides: Any) -> nn.Module:
     return model
 
 
-def load(name: str) -> nn.Module:
-    """A zoo model with its pretrained weights.
+def load(
+    name: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    prefer_local: bool = True,
+    map_location: str | torch.device = "cpu",
+) -> nn.Module:
+    """A model with pretrained weights, in eval mode; ``name`` is one of:
 
-    Entries without weights say which recipe trains them.
+    - a zoo name (``mrizoo.load("varnet-fastmri-knee")``): locally trained weights in
+      ``$MRIZOO_HOME/zoo/<name>/`` win when present (a log line says so; ``prefer_local=False``
+      skips them), else the entry's source: a Hub repo at its pinned revision (sha256
+      checked), an upstream file downloaded, checked and converted once, or nothing for
+      classical methods. Entries without weights say which recipe trains them.
+    - ``"hf-hub:org/repo[/subfolder][@revision]"``: any mrizoo checkpoint on the Hub. The
+      revision defaults to ``main``; pinning a commit sha is advised, since a branch can move.
+    - a path to a checkpoint folder (``config.json`` + ``model.safetensors``).
+
+    ``revision`` picks another revision of a Hub source (the entry's sha256 then no longer
+    applies). Downloads use the Hugging Face cache and honour ``HF_HOME``, ``HF_ENDPOINT``,
+    ``HF_TOKEN`` and ``HF_HUB_OFFLINE``; ``MRIZOO_HOME`` (default ``~/.cache/mrizoo``) holds the
+    local zoo and converted upstream checkpoints. Weights load from safetensors only, with
+    strict key and shape checks.
     """
-    entry = REGISTRY.get(name)
-    if not entry.weights.available:
-        how = (f"train them with the recipe {entry.recipe!r} (recipes/{entry.recipe}.yaml)"
-               if entry.recipe else "none are published")
-        raise WeightsUnavailableError(f"zoo model {name!r} has no pretrained weights yet; {how}, "
-                                      f"or use mrizoo.create({name!r}) for a randomly initialised model")
-    if entry.weights.kind == "builtin":
-        return create(name).eval()
-    raise WeightsUnavailableError(
-        f"zoo model {name!r}: fetching {entry.weights.kind} weights "
-        f"({entry.weights.repo_id or entry.weights.url}) is not supported by this mrizoo version; "
-        f"use mrizoo.create({name!r}) and load a state dict yourself"
-    )
+    from mrizoo.hub.format import from_pretrained
+    from mrizoo.hub.resolve import resolve_checkpoint
+
+    resolved = resolve_checkpoint(name, revision=revision, prefer_local=prefer_local)
+    if resolved.folder is None:  # builtin: a method without learned weights
+        return create(str(resolved.name)).to(map_location).eval()
+    return from_pretrained(resolved.folder, map_location=map_location)
