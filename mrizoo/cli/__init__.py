@@ -17,8 +17,8 @@ from mrizoo.errors import MrizooError
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = ("demo", "list", "info", "convert", "card", "push")
-_MODULES = {"list": "zoo", "info": "zoo", "card": "publish", "push": "publish"}  # commands sharing a module
+_COMMANDS = ("demo", "list", "info", "pull", "cache", "convert", "card", "push")
+_MODULES = {"list": "zoo", "info": "zoo", "cache": "pull", "card": "publish", "push": "publish"}
 
 
 def build_parser() -> argparse.ArgumentParser:

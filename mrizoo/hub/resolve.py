@@ -1,0 +1,245 @@
+"""Turn what a user passes to ``mrizoo.load`` into a checkpoint folder, and list or clean what was cached.
+
+A load spec is one of:
+
+- ``"hf-hub:org/repo[/subfolder][@revision]"``: a checkpoint in a Hub repo (revision ``main``
+  when left out; pin a commit sha for reproducible results);
+- a path to an existing folder holding ``config.json`` (+ ``model.safetensors``);
+- a zoo name: its locally trained weights (``$MRIZOO_HOME/zoo/<name>/``) when present and
+  ``prefer_local``, else the entry's source -- ``hub`` (pinned revision, sha256 checked),
+  ``upstream`` (downloaded and converted once), ``builtin`` (nothing to load) or ``none``
+  (an error saying which recipe trains it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mrizoo.errors import InputError, WeightsUnavailableError
+from mrizoo.hub.download import (
+    HF_HUB_PREFIX,
+    HubLocation,
+    cached_zoo_repos,
+    delete_cached_repos,
+    fetch_hub_checkpoint,
+    parse_hub_spec,
+    quarantine_root,
+)
+from mrizoo.hub.format import CONFIG_NAME, read_config
+from mrizoo.hub.local_zoo import find_local_checkpoint, local_zoo_dir, mrizoo_home
+
+__all__ = ["ResolvedCheckpoint", "resolve_checkpoint", "hub_location", "no_weights_error", "CacheItem",
+           "cached_items", "remove_cached"]
+
+logger = logging.getLogger("mrizoo.hub")
+Origin = Literal["dir", "local-zoo", "hub", "upstream", "builtin"]
+
+
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    """Where a load spec's weights are: ``folder`` is None for builtin entries (nothing to load)."""
+
+    folder: Path | None
+    origin: Origin
+    description: str
+    name: str | None = None
+    sha256: str | None = None
+    sha256_pinned: bool = False
+
+
+def no_weights_error(name: str) -> WeightsUnavailableError:
+    """The error for a zoo entry that has no published weights (says which recipe trains them)."""
+    from mrizoo.zoo import registry
+
+    entry = registry.REGISTRY.get(name)
+    how = (f"train them with the recipe {entry.recipe!r} (recipes/{entry.recipe}.yaml; trained weights saved to "
+           f"{local_zoo_dir(name)} load by this name)" if entry.recipe else "none are published")
+    return WeightsUnavailableError(f"zoo model {name!r} has no pretrained weights yet; {how}, "
+                                   f"or use mrizoo.create({name!r}) for a randomly initialised model")
+
+
+def hub_location(name: str, revision: str | None = None) -> HubLocation:
+    """The Hub location of a zoo entry with hub weights; another ``revision`` drops the entry's sha256."""
+    from mrizoo.zoo import registry
+
+    src = registry.REGISTRY.get(name).weights
+    if src.kind != "hub" or not src.repo_id or not src.revision:
+        raise InputError(f"zoo model {name!r} has no Hub weights", field="weights.kind", expected="hub",
+                         got=src.kind)
+    if revision is None or revision == src.revision:
+        return HubLocation(src.repo_id, src.revision, src.filename, src.sha256)
+    logger.warning("%s: using revision %s instead of the pinned %s; its sha256 is not checked",
+                   name, revision, src.revision)
+    return HubLocation(src.repo_id, revision, src.filename, None)
+
+
+def _is_pathlike(spec: str) -> bool:
+    return spec.startswith((".", "~")) or "/" in spec or os.sep in spec or (os.altsep or "/") in spec
+
+
+def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> ResolvedCheckpoint:
+    from mrizoo.hub.upstream import fetch_upstream
+    from mrizoo.zoo import registry
+
+    entry = registry.REGISTRY.get(name)
+    if prefer_local:
+        local = find_local_checkpoint(name, entry.model.arch)
+        if local is not None:
+            if revision is not None:
+                raise InputError(f"zoo model {name!r} loads locally trained weights, which have no revisions",
+                                 field="revision", expected="None (or prefer_local=False)", got=revision)
+            logger.info("%s: using the locally trained weights in %s (they take precedence over the "
+                        "entry's %s weights; pass prefer_local=False for those)", name, local, entry.weights.kind)
+            return ResolvedCheckpoint(local, "local-zoo", f"locally trained ({local})", name)
+    kind = entry.weights.kind
+    if kind == "none":
+        raise no_weights_error(name)
+    if revision is not None and kind != "hub":
+        raise InputError(f"zoo model {name!r} has {kind} weights, which have no revisions", field="revision",
+                         expected="None", got=revision)
+    if kind == "builtin":
+        return ResolvedCheckpoint(None, "builtin", "builtin (no learned weights)", name)
+    if kind == "hub":
+        loc = hub_location(name, revision)
+        folder, digest = fetch_hub_checkpoint(loc, what=name)
+        arch = read_config(folder)["arch"]
+        if arch != entry.model.arch:
+            raise InputError(f"zoo model {name!r}: the Hub checkpoint is of another architecture",
+                             path=f"{HF_HUB_PREFIX}{loc}/{CONFIG_NAME}", field="arch", expected=entry.model.arch,
+                             got=arch)
+        return ResolvedCheckpoint(folder, "hub", f"hub {loc}", name, digest, loc.sha256 is not None)
+    up = fetch_upstream(name)
+    return ResolvedCheckpoint(up.folder, "upstream", f"upstream {up.url} (converted)", name, up.sha256,
+                              up.sha256_pinned)
+
+
+def resolve_checkpoint(spec: str | os.PathLike[str], *, revision: str | None = None,
+                       prefer_local: bool = True) -> ResolvedCheckpoint:
+    """The checkpoint folder a load spec stands for, downloading and converting as needed."""
+    from mrizoo.zoo import registry
+
+    text = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text:
+        raise InputError("a load spec must be a zoo name, an hf-hub: reference or a folder path", field="name",
+                         got=repr(spec))
+    if text.startswith(HF_HUB_PREFIX):
+        loc = parse_hub_spec(text, revision)
+        folder, digest = fetch_hub_checkpoint(loc, what=f"{HF_HUB_PREFIX}{loc}")
+        return ResolvedCheckpoint(folder, "hub", f"hub {loc}", None, digest, False)
+    path = Path(text).expanduser()
+    is_name = isinstance(spec, str) and not _is_pathlike(text) and (text in registry.REGISTRY.names()
+                                                                    or not path.is_dir())
+    if is_name:
+        return _resolve_name(text, revision, prefer_local)
+    if not path.is_dir():
+        hint = (f"; for a Hub repo write {HF_HUB_PREFIX}{text}@REVISION"
+                if text.count("/") == 1 and not text.startswith((".", "/", "~")) else "")
+        raise InputError(f"no checkpoint folder here{hint}", path=path)
+    if not (path / CONFIG_NAME).is_file():
+        raise InputError("not a checkpoint folder: config.json is missing", path=path)
+    if revision is not None:
+        raise InputError("a local checkpoint folder has no revisions", field="revision", expected="None",
+                         got=revision)
+    return ResolvedCheckpoint(path, "dir", f"folder {path}")
+
+
+@dataclass(frozen=True)
+class CacheItem:
+    """One thing mrizoo stored: ``removable`` is False for locally trained weights (never cleaned)."""
+
+    kind: Literal["hub", "upstream", "download", "quarantine", "local-zoo"]
+    label: str
+    path: Path
+    size: int
+    removable: bool = True
+    repo: object = None  # the huggingface_hub CachedRepoInfo of a hub item
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _children(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def _entry_repo_ids(name: str | None) -> set[str]:
+    from mrizoo.zoo import registry
+
+    reg = registry.REGISTRY
+    entries = [reg.get(name)] if name else [reg.get(n) for n in reg.names()]
+    return {e.weights.repo_id for e in entries if e.weights.kind == "hub" and e.weights.repo_id}
+
+
+def cached_items(name: str | None = None) -> list[CacheItem]:
+    """What mrizoo cached (all, or for one zoo name or ``hf-hub:org/repo`` spec), plus the local zoo.
+
+    Hub items are the Hugging Face cache entries of the zoo's repos (the registry's hub
+    entries, and repos holding an mrizoo checkpoint); nothing else of that cache is listed.
+    """
+    home = mrizoo_home()
+    items: list[CacheItem] = []
+    if name is not None and name.startswith(HF_HUB_PREFIX):
+        repo_id = parse_hub_spec(name).repo_id
+        repos = [r for r in cached_zoo_repos({repo_id}, any_mrizoo=False)]
+        names: list[str] = []
+        qdirs = [quarantine_root() / "hub" / ("models--" + repo_id.replace("/", "--"))]
+    else:
+        if name is not None:
+            from mrizoo.zoo import registry
+
+            registry.REGISTRY.get(name)  # unknown names fail with suggestions
+        repo_ids = _entry_repo_ids(name)
+        repos = cached_zoo_repos(repo_ids, any_mrizoo=name is None)
+        names = [name] if name else [p.name for p in _children(home / "upstream") + _children(home / "downloads")
+                                     + _children(home / "zoo") + _children(quarantine_root() / "upstream")]
+        qdirs = ([quarantine_root() / "hub" / ("models--" + r.replace("/", "--")) for r in repo_ids]
+                 if name else _children(quarantine_root() / "hub"))
+        qdirs += [quarantine_root() / "upstream" / n for n in dict.fromkeys(names)]
+    for repo in repos:
+        revs = ", ".join(sorted(r.commit_hash[:12] for r in repo.revisions))
+        items.append(CacheItem("hub", f"{repo.repo_id} (revisions {revs})", Path(repo.repo_path),
+                               int(repo.size_on_disk), repo=repo))
+    for n in dict.fromkeys(names):
+        for folder in _children(home / "upstream" / n):
+            items.append(CacheItem("upstream", f"{n} (converted)", folder, _size(folder)))
+        for f in _children(home / "downloads" / n):
+            items.append(CacheItem("download", f"{n} (partial download)", f, _size(f)))
+    for q in dict.fromkeys(qdirs):
+        if q.exists():
+            items.append(CacheItem("quarantine", f"{q.name} (failed sha256 check)", q, _size(q)))
+    for n in dict.fromkeys(names):
+        folder = home / "zoo" / n
+        if folder.is_dir():
+            items.append(CacheItem("local-zoo", f"{n} (locally trained, not cleaned)", folder, _size(folder),
+                                   removable=False))
+    return items
+
+
+def remove_cached(items: list[CacheItem]) -> int:
+    """Delete the removable items (never locally trained weights); return the bytes freed."""
+    home = mrizoo_home().resolve()
+    freed = delete_cached_repos([i.repo for i in items if i.kind == "hub" and i.removable])
+    for item in items:
+        if not item.removable or item.kind == "hub":
+            continue
+        target = item.path.resolve()
+        if home not in target.parents or (home / "zoo") in (target, *target.parents):
+            raise InputError("refusing to delete outside mrizoo's cache folders", path=item.path)
+        if item.path.is_dir():
+            shutil.rmtree(item.path)
+        elif item.path.exists():
+            item.path.unlink()
+        freed += item.size
+    for sub in ("upstream", "downloads"):  # drop emptied per-name folders
+        for folder in _children(mrizoo_home() / sub):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return freed
