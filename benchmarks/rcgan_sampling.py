@@ -1,4 +1,4 @@
-"""rcGAN posterior sampling throughput: samples per second at P = 32 (seed 004's setting).
+"""rcGAN posterior sampling throughput: samples per second at P = 32 (Bendel et al. (2023)'s setting).
 
 Times ``RCGAN.sample(kspace, mask, maps, n=32)`` (one batched pass where memory allows) on an
 8-coil slice with the GRO mask, at the paper's 384 x 384 (``--size``), for the full-size

@@ -29,7 +29,7 @@ from mrizoo.models.unet import UNET_FASTMRI_LEADERBOARD, UnetConfig, UnetRecon  
 from mrizoo.models.varnet import VARNET_FASTMRI_LEADERBOARD, VarNet, VarNetConfig  # noqa: E402
 
 REALDATA = ROOT.parent / "shared" / "realdata" / "brain_t1_8ch_full"
-MODERATE_UNET = UnetConfig(chans=32)  # seed 002 small
+MODERATE_UNET = UnetConfig(chans=32)  # Lin & Heckel 2024 small
 MODERATE_VARNET = VarNetConfig(num_cascades=4, sens_chans=8, sens_pools=4, chans=12, pools=4)
 
 

@@ -19,8 +19,8 @@ from mrizoo.models.fastmri_checkpoint import convert_fastmri_checkpoint
 from mrizoo.models.image_wrapper import image_domain_reconstruct, standardize_pad, unpad_destandardize
 from mrizoo.models.unet import (
     UNET_FASTMRI_LEADERBOARD,
-    UNET_SEED002_LARGE,
-    UNET_SEED002_SMALL,
+    UNET_LIN2024_LARGE,
+    UNET_LIN2024_SMALL,
     NormUnet,
     Unet,
     UnetConfig,
@@ -29,7 +29,7 @@ from mrizoo.models.unet import (
 )
 from mrizoo.models.varnet import (
     VARNET_FASTMRI_LEADERBOARD,
-    VARNET_SEED002_SMALL,
+    VARNET_LIN2024_SMALL,
     VarNet,
     VarNetConfig,
     build_varnet,
@@ -125,7 +125,7 @@ def test_normunet_matches_fastmri(fm):
 
 def test_unet_parameter_counts_of_presets(fm):
     with torch.device("meta"):
-        small, large, board = (Unet(c) for c in (UNET_SEED002_SMALL, UNET_SEED002_LARGE, UNET_FASTMRI_LEADERBOARD))
+        small, large, board = (Unet(c) for c in (UNET_LIN2024_SMALL, UNET_LIN2024_LARGE, UNET_FASTMRI_LEADERBOARD))
         ref_board = fm.Unet(1, 1, 256, 4)
     assert _n_params(board) == _n_params(ref_board) == 496_372_225
     assert abs(_n_params(small) - 7.8e6) / 7.8e6 < 0.02
@@ -261,8 +261,8 @@ def test_varnet_state_dict_keys_and_parameter_counts(fm):
     with torch.device("meta"):
         ours = VarNet(VARNET_FASTMRI_LEADERBOARD)
         ref = _fastmri_varnet(fm, VARNET_FASTMRI_LEADERBOARD)
-        small = VarNet(VARNET_SEED002_SMALL)
-        ref_small = _fastmri_varnet(fm, VARNET_SEED002_SMALL)
+        small = VarNet(VARNET_LIN2024_SMALL)
+        ref_small = _fastmri_varnet(fm, VARNET_LIN2024_SMALL)
     sd = ours.state_dict()
     assert len(sd) == 324
     assert {k: tuple(v.shape) for k, v in sd.items()} == {k: tuple(v.shape) for k, v in ref.state_dict().items()}

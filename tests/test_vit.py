@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from mrizoo.errors import InputError
 from mrizoo.models.vit import (
-    VIT_SEED002_LARGE,
-    VIT_SEED002_SMALL,
+    VIT_LIN2024_LARGE,
+    VIT_LIN2024_SMALL,
     ViTConfig,
     ViTRecon,
     VisionTransformer,
@@ -32,18 +32,18 @@ def _layout_count(cfg: ViTConfig) -> int:
 
 def test_large_preset_has_127m_parameters_meta_device() -> None:
     with torch.device("meta"):
-        model = build_vit(VIT_SEED002_LARGE)
+        model = build_vit(VIT_LIN2024_LARGE)
     n = sum(p.numel() for p in model.parameters())
     assert abs(n - 127e6) / 127e6 < 0.02, n
-    assert n == _layout_count(VIT_SEED002_LARGE)
-    assert (VIT_SEED002_LARGE.embed_dim, VIT_SEED002_LARGE.num_heads, VIT_SEED002_LARGE.depth) == (1024, 16, 10)
+    assert n == _layout_count(VIT_LIN2024_LARGE)
+    assert (VIT_LIN2024_LARGE.embed_dim, VIT_LIN2024_LARGE.num_heads, VIT_LIN2024_LARGE.depth) == (1024, 16, 10)
 
 
 def test_small_preset_layout() -> None:
     with torch.device("meta"):
         model = build_vit()
-    assert model.config == VIT_SEED002_SMALL
-    assert sum(p.numel() for p in model.parameters()) == _layout_count(VIT_SEED002_SMALL)
+    assert model.config == VIT_LIN2024_SMALL
+    assert sum(p.numel() for p in model.parameters()) == _layout_count(VIT_LIN2024_SMALL)
     assert model.pos_embed.shape == (1, 396, 32, 32)  # 320 / 10 patches a side
     assert model.blocks[0].attn.qkv.bias is None
 

@@ -114,7 +114,7 @@ def test_entry_validation_names_the_file_and_key(tmp_path: Path) -> None:
         "wrong type": (good.replace("accelerations: [4]", "accelerations: four"), "entry.task.accelerations"),
         "bad literal": (good.replace("target: rss", "target: magnitude"), "entry.task.target"),
         "name vs accel": (good.replace("accelerations: [4]", "accelerations: [8]"), "entry"),
-        "missing model": (good.replace("  model: {arch: unet, preset: seed002-small}\n", ""), "entry.model"),
+        "missing model": (good.replace("  model: {arch: unet, preset: lin2024-small}\n", ""), "entry.model"),
     }
     for label, (text, field) in cases.items():
         path = tmp_path / "unet-knee-r4.yaml"

@@ -1,10 +1,10 @@
 """Image-quality and posterior metrics for MRI reconstruction.
 
 - :mod:`~mrizoo.metrics.image`: SSIM / PSNR / NMSE with fastMRI's conventions.
-- :mod:`~mrizoo.metrics.masked`: the same restricted to the object (seed 000 protocol).
-- :mod:`~mrizoo.metrics.normalize`: mean/std-matched evaluation (seed 002 OOD protocol).
-- :mod:`~mrizoo.metrics.artifact`: variance-of-Laplacian artifact score (seed 002).
-- :mod:`~mrizoo.metrics.posterior`: APSD and CFID for posterior samplers (seed 004).
+- :mod:`~mrizoo.metrics.masked`: the same restricted to the object (Jalal et al. 2021 protocol).
+- :mod:`~mrizoo.metrics.normalize`: mean/std-matched evaluation (Lin & Heckel 2024 OOD protocol).
+- :mod:`~mrizoo.metrics.artifact`: variance-of-Laplacian artifact score (Lin & Heckel 2024).
+- :mod:`~mrizoo.metrics.posterior`: APSD and CFID for posterior samplers (Bendel et al. 2023).
 - :mod:`~mrizoo.metrics.embeddings`: pluggable image embeddings for CFID.
 
 Inputs may be numpy arrays or torch tensors on any device; results are Python floats computed

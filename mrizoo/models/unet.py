@@ -32,8 +32,8 @@ __all__ = [
     "NormUnet",
     "UnetRecon",
     "build_unet",
-    "UNET_SEED002_SMALL",
-    "UNET_SEED002_LARGE",
+    "UNET_LIN2024_SMALL",
+    "UNET_LIN2024_LARGE",
     "UNET_FASTMRI_LEADERBOARD",
     "UNET_PRESETS",
 ]
@@ -67,16 +67,16 @@ class UnetConfig:
                              expected="0 <= p < 1", got=self.drop_prob)
 
 
-#: Seed 002 (Lin & Heckel 2024) small U-Net, ~7.8M parameters.
-UNET_SEED002_SMALL = UnetConfig(chans=32)
-#: Seed 002 large U-Net, ~124M parameters.
-UNET_SEED002_LARGE = UnetConfig(chans=128)
+#: Lin & Heckel 2024 small U-Net, ~7.8M parameters.
+UNET_LIN2024_SMALL = UnetConfig(chans=32)
+#: Lin & Heckel 2024 large U-Net, ~124M parameters.
+UNET_LIN2024_LARGE = UnetConfig(chans=128)
 #: fastMRI leaderboard U-Net (official checkpoints), 496,372,225 parameters.
 UNET_FASTMRI_LEADERBOARD = UnetConfig(chans=256, input_clamp=6.0)
 
 UNET_PRESETS: dict[str, UnetConfig] = {
-    "seed002-small": UNET_SEED002_SMALL,
-    "seed002-large": UNET_SEED002_LARGE,
+    "lin2024-small": UNET_LIN2024_SMALL,
+    "lin2024-large": UNET_LIN2024_LARGE,
     "fastmri-leaderboard": UNET_FASTMRI_LEADERBOARD,
 }
 
@@ -195,7 +195,7 @@ class NormUnet(nn.Module):
 
 
 class UnetRecon(Unet, ReconModel):
-    """Image-domain U-Net reconstruction (seed 002; fastMRI U-Net baseline).
+    """Image-domain U-Net reconstruction (Lin & Heckel 2024; fastMRI U-Net baseline).
 
     ``forward`` is the bare U-Net (state dict identical to :class:`Unet`, so fastMRI's
     official U-Net weights load directly). ``reconstruct`` feeds it the RSS of the zero-filled
@@ -222,5 +222,5 @@ class UnetRecon(Unet, ReconModel):
 
 
 def build_unet(config: UnetConfig | None = None, *, clamp: float | None = None) -> UnetRecon:
-    """The image-domain U-Net reconstruction model for ``config`` (default: seed 002 small)."""
-    return UnetRecon(UNET_SEED002_SMALL if config is None else config, clamp=clamp)
+    """The image-domain U-Net reconstruction model for ``config`` (default: Lin & Heckel 2024 small)."""
+    return UnetRecon(UNET_LIN2024_SMALL if config is None else config, clamp=clamp)

@@ -35,8 +35,8 @@ __all__ = [
     "VarNetBlock",
     "build_varnet",
     "center_band",
-    "VARNET_SEED002_SMALL",
-    "VARNET_SEED002_LARGE",
+    "VARNET_LIN2024_SMALL",
+    "VARNET_LIN2024_LARGE",
     "VARNET_FASTMRI_LEADERBOARD",
     "VARNET_PRESETS",
 ]
@@ -66,16 +66,16 @@ class VarNetConfig:
             _positive_int(getattr(self, name), name)
 
 
-#: Seed 002 (Lin & Heckel 2024) small VarNet: 8 cascades of width 12.
-VARNET_SEED002_SMALL = VarNetConfig(num_cascades=8, chans=12)
+#: Lin & Heckel 2024 small VarNet: 8 cascades of width 12.
+VARNET_LIN2024_SMALL = VarNetConfig(num_cascades=8, chans=12)
 #: fastMRI leaderboard VarNet (official checkpoints), 29,936,966 parameters.
 VARNET_FASTMRI_LEADERBOARD = VarNetConfig()
-#: Seed 002 large VarNet: the fastMRI leaderboard configuration.
-VARNET_SEED002_LARGE = VARNET_FASTMRI_LEADERBOARD
+#: Lin & Heckel 2024 large VarNet: the fastMRI leaderboard configuration.
+VARNET_LIN2024_LARGE = VARNET_FASTMRI_LEADERBOARD
 
 VARNET_PRESETS: dict[str, VarNetConfig] = {
-    "seed002-small": VARNET_SEED002_SMALL,
-    "seed002-large": VARNET_SEED002_LARGE,
+    "lin2024-small": VARNET_LIN2024_SMALL,
+    "lin2024-large": VARNET_LIN2024_LARGE,
     "fastmri-leaderboard": VARNET_FASTMRI_LEADERBOARD,
 }
 
@@ -242,7 +242,7 @@ class VarNet(ReconModel):
         Column masks (the same for every row) use fastMRI's centre detection, except that a
         half sampled to the edge counts in full; other masks use the 2D rule of :meth:`forward`.
         ``upsample = f > 1`` repeat-interleaves k-space and mask ``f`` times along H and W,
-        reconstructs at ``f H x f W`` and centre-crops back to ``H x W`` (seed 002's inference
+        reconstructs at ``f H x f W`` and centre-crops back to ``H x W`` (Lin & Heckel (2024)'s inference
         trick for a resolution mismatch between training and test data). The output is not
         rescaled: in image space the repetition tiles the image with period ``H x W`` and weights
         it by a smooth window, so (without cascades) the crop is the zero-filled image times a
@@ -274,5 +274,5 @@ class VarNet(ReconModel):
 
 
 def build_varnet(config: VarNetConfig | None = None) -> VarNet:
-    """The E2E-VarNet for ``config`` (default: fastMRI leaderboard / seed 002 large)."""
+    """The E2E-VarNet for ``config`` (default: fastMRI leaderboard / Lin & Heckel 2024 large)."""
     return VarNet(config)

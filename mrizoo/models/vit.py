@@ -10,7 +10,7 @@ are multiples of ``p`` works.
 
 State-dict keys follow the authors' model (``patch_embed.proj``, ``pos_embed``,
 ``blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}``, ``norm``, ``head``); their
-training wrapper prefixes them with ``net.``. Presets are the seed-002 configurations
+training wrapper prefixes them with ``net.``. Presets are the Lin & Heckel 2024 configurations
 (Lin & Heckel, ICML 2024): small = 396-d, 9 heads, depth 4; large = 1024-d, 16 heads,
 depth 10 (about 127M parameters); both with patch 10.
 """
@@ -35,8 +35,8 @@ __all__ = [
     "ViTRecon",
     "build_vit",
     "unpatchify",
-    "VIT_SEED002_SMALL",
-    "VIT_SEED002_LARGE",
+    "VIT_LIN2024_SMALL",
+    "VIT_LIN2024_LARGE",
     "VIT_PRESETS",
 ]
 
@@ -94,14 +94,14 @@ class ViTConfig:
         return self.avg_image_size // self.patch_size
 
 
-#: Seed 002 (Lin & Heckel 2024) ViT-S: 396-d (44 per head), 9 heads, depth 4, patch 10.
-VIT_SEED002_SMALL = ViTConfig(embed_dim=396, depth=4, num_heads=9)
-#: Seed 002 large ViT: 1024-d (64 per head), 16 heads, depth 10, patch 10 (~127M parameters).
-VIT_SEED002_LARGE = ViTConfig(embed_dim=1024, depth=10, num_heads=16)
+#: Lin & Heckel 2024 ViT-S: 396-d (44 per head), 9 heads, depth 4, patch 10.
+VIT_LIN2024_SMALL = ViTConfig(embed_dim=396, depth=4, num_heads=9)
+#: Lin & Heckel 2024 large ViT: 1024-d (64 per head), 16 heads, depth 10, patch 10 (~127M parameters).
+VIT_LIN2024_LARGE = ViTConfig(embed_dim=1024, depth=10, num_heads=16)
 
 VIT_PRESETS: dict[str, ViTConfig] = {
-    "seed002-small": VIT_SEED002_SMALL,
-    "seed002-large": VIT_SEED002_LARGE,
+    "lin2024-small": VIT_LIN2024_SMALL,
+    "lin2024-large": VIT_LIN2024_LARGE,
 }
 
 
@@ -188,7 +188,7 @@ class VisionTransformer(nn.Module):
 
 
 class ViTRecon(VisionTransformer, ReconModel):
-    """Image-domain ViT reconstruction (seed 002).
+    """Image-domain ViT reconstruction (Lin & Heckel 2024).
 
     ``forward`` is the bare ViT. ``reconstruct`` feeds it the RSS of the zero-filled image,
     standardized per sample and zero-padded to a multiple of the patch size (see
@@ -196,7 +196,7 @@ class ViTRecon(VisionTransformer, ReconModel):
     """
 
     def __init__(self, config: ViTConfig | None = None) -> None:
-        config = config or VIT_SEED002_SMALL
+        config = config or VIT_LIN2024_SMALL
         if config.in_chans != 1 or (config.out_chans or 1) != 1:
             raise InputError("the image-domain ViT maps one magnitude image to one",
                              field="in_chans/out_chans", expected=(1, 1),
@@ -210,5 +210,5 @@ class ViTRecon(VisionTransformer, ReconModel):
 
 
 def build_vit(config: ViTConfig | None = None) -> ViTRecon:
-    """The image-domain ViT reconstruction model for ``config`` (default: seed 002 small)."""
-    return ViTRecon(VIT_SEED002_SMALL if config is None else config)
+    """The image-domain ViT reconstruction model for ``config`` (default: Lin & Heckel 2024 small)."""
+    return ViTRecon(VIT_LIN2024_SMALL if config is None else config)

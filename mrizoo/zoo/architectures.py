@@ -58,21 +58,21 @@ ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
         Architecture(
-            "unet", "image-domain U-Net on the zero-filled RSS image (fastMRI layout, seed 002)",
+            "unet", "image-domain U-Net on the zero-filled RSS image (fastMRI layout, Lin & Heckel 2024)",
             f"{_M}.unet:UnetConfig", f"{_M}.unet:build_unet",
-            {"seed002-small": f"{_M}.unet:UNET_SEED002_SMALL", "seed002-large": f"{_M}.unet:UNET_SEED002_LARGE",
+            {"lin2024-small": f"{_M}.unet:UNET_LIN2024_SMALL", "lin2024-large": f"{_M}.unet:UNET_LIN2024_LARGE",
              "fastmri-leaderboard": f"{_M}.unet:UNET_FASTMRI_LEADERBOARD"},
         ),
         Architecture(
             "varnet", "end-to-end variational network with a sensitivity-map network (fastMRI layout)",
             f"{_M}.varnet:VarNetConfig", f"{_M}.varnet:build_varnet",
-            {"seed002-small": f"{_M}.varnet:VARNET_SEED002_SMALL",
+            {"lin2024-small": f"{_M}.varnet:VARNET_LIN2024_SMALL",
              "fastmri-leaderboard": f"{_M}.varnet:VARNET_FASTMRI_LEADERBOARD"},
         ),
         Architecture(
             "vit", "vision transformer for reconstruction (Lin & Heckel), image domain",
             f"{_M}.vit:ViTConfig", f"{_M}.vit:build_vit",
-            {"seed002-small": f"{_M}.vit:VIT_SEED002_SMALL", "seed002-large": f"{_M}.vit:VIT_SEED002_LARGE"},
+            {"lin2024-small": f"{_M}.vit:VIT_LIN2024_SMALL", "lin2024-large": f"{_M}.vit:VIT_LIN2024_LARGE"},
         ),
         Architecture(
             "modl", "MoDL: shared residual CNN denoiser unrolled with CG data consistency",
