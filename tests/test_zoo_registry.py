@@ -191,3 +191,31 @@ def dataclasses_is_config(obj: object) -> bool:
     import dataclasses
 
     return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+
+
+def test_wheel_ships_every_data_file(tmp_path: Path) -> None:
+    """Entries, recipes, the dataset catalog and the shipped pools must be inside the built wheel."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    if shutil.which("git") is None:
+        pytest.skip("git is needed to copy the tracked tree")
+    src = tmp_path / "src"
+    tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    for rel in tracked:
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("mrizoo-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"mrizoo/recipes/{p.name}" for p in (ROOT / "recipes").glob("*.yaml")}
+    for folder in ("mrizoo/datasets/entries", "mrizoo/pools/shipped"):
+        expected |= {f"{folder}/{p.name}" for p in (ROOT / folder).glob("*.yaml")}
+    assert len(expected) > 20
+    assert expected <= names, sorted(expected - names)

@@ -17,8 +17,9 @@ from mrizoo.errors import MrizooError
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = ("demo", "list", "info", "pull", "cache", "convert", "card", "push")
-_MODULES = {"list": "zoo", "info": "zoo", "cache": "pull", "card": "publish", "push": "publish"}
+_COMMANDS = ("demo", "list", "info", "pull", "cache", "datasets", "convert", "pool", "similarity", "card", "push")
+_MODULES = {"list": "zoo", "info": "zoo", "cache": "pull", "pool": "pools", "similarity": "pools",
+            "card": "publish", "push": "publish"}
 
 
 def build_parser() -> argparse.ArgumentParser:

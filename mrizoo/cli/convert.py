@@ -16,7 +16,7 @@ def register(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         "convert",
-        help="convert raw data to a fastMRI-convention HDF5 volume",
+        help="convert raw data or a catalog dataset to fastMRI-convention HDF5 volumes",
         description="Convert raw k-space in another format to a fastMRI-convention HDF5 volume "
         "(kspace [slices, coils, H, W], reconstruction_rss target, ISMRMRD header).",
     )
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
         spec = get_converter(name)
         sub = formats.add_parser(name, help=spec.help, description=spec.help)
         sub.add_argument("input", help=spec.input_help)
-        sub.add_argument("output", help="output .h5 file")
+        sub.add_argument("output", help=spec.output_help)
         sub.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
         if spec.add_arguments is not None:
             spec.add_arguments(sub)

@@ -7,7 +7,8 @@ k-space array ``[slices, coils, H, W]`` and hand it to :func:`kspace_to_volume`,
 the RSS target, the ``max``/``norm`` attributes, the sampling mask and the ISMRMRD header.
 
 Converters living in other modules are found through ``PLUGIN_MODULES`` (imported on
-first use of the registry).
+first use of the registry); a plugin module may define ``register_converters()``, called
+whenever the registry lacks its converters.
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ __all__ = [
     "convert_to_fastmri",
     "convert_bart",
     "get_converter",
+    "is_registered",
     "kspace_to_volume",
     "register_converter",
     "PLUGIN_MODULES",
 ]
 
-PLUGIN_MODULES: list[str] = []  # modules that register further converters when imported
+# modules whose converters join the registry on its first use (see _load_plugins)
+PLUGIN_MODULES: list[str] = ["mrizoo.data.converters.generic", "mrizoo.data.converters.catalog_converters"]
 
 ConverterFunc = Callable[..., "ConversionResult"]
 
@@ -58,6 +61,7 @@ class ConverterSpec:
     help: str = ""
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     input_help: str = "input file"
+    output_help: str = "output .h5 file"
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class ConversionResult:
 
 
 _REGISTRY: dict[str, ConverterSpec] = {}
-_plugins_loaded: set[str] = set()
+_plugins_loaded: dict[str, dict[str, ConverterSpec]] = {}  # module -> the registry it filled
 
 
 def register_converter(
@@ -92,6 +96,7 @@ def register_converter(
     help: str = "",  # noqa: A002 - mirrors argparse
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     input_help: str = "input file",
+    output_help: str = "output .h5 file",
 ) -> Callable[[ConverterFunc], ConverterFunc]:
     """Decorator registering a converter under a source-format ``name`` (unique).
 
@@ -108,7 +113,7 @@ def register_converter(
                 "a converter with this name is already registered", field="name",
                 got=f"{name!r} (registered by {_REGISTRY[name].func.__module__})",
             )
-        _REGISTRY[name] = ConverterSpec(name, func, help, add_arguments, input_help)
+        _REGISTRY[name] = ConverterSpec(name, func, help, add_arguments, input_help, output_help)
         return func
 
     return decorate
@@ -116,9 +121,16 @@ def register_converter(
 
 def _load_plugins() -> None:
     for module in PLUGIN_MODULES:
-        if module not in _plugins_loaded:
-            importlib.import_module(module)
-            _plugins_loaded.add(module)
+        if _plugins_loaded.get(module) is not _REGISTRY:
+            hook = getattr(importlib.import_module(module), "register_converters", None)
+            _plugins_loaded[module] = _REGISTRY
+            if hook is not None:  # registers the module's converters missing from the current registry
+                hook()
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is in the registry (without importing the plugin modules)."""
+    return name in _REGISTRY
 
 
 def available_converters() -> list[str]:
