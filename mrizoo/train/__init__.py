@@ -1,0 +1,50 @@
+"""Training: recipes (what to train), losses, learning-rate schedules, early stopping and the loop.
+
+Names load on first use, so ``import mrizoo.train`` stays cheap (no torch, no accelerate).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    # recipes
+    **{name: "mrizoo.train.recipe" for name in (
+        "SyntheticData", "DataSource", "DataSpec", "MaskSpec", "LossSpec", "OptimizerSpec", "ScheduleSpec",
+        "EarlyStoppingSpec", "CheckpointSpec", "TrainingRecipe", "RecipeInfo", "SSIMParams", "L1Params",
+        "SSIML1Params", "RCGANParams", "DSMParams", "loss_params", "load_recipe", "list_recipes",
+        "validate_recipe", "deep_merge", "METRIC_HIGHER_IS_BETTER",
+    )},
+    # losses
+    **{name: "mrizoo.train.losses" for name in (
+        "SSIMLoss", "L1Loss", "SSIML1Loss", "build_image_loss", "ssim_map",
+        "gradient_penalty", "rcgan_discriminator_loss", "rcgan_generator_loss", "sd_reward_coefficient",
+        "BetaAdvSchedule", "BetaSDTuner", "ideal_psnr_gain", "dsm_loss", "sample_noise_levels", "EMA",
+    )},
+    # schedules
+    **{name: "mrizoo.train.schedules" for name in (
+        "warmup_linear_lambda", "step_lambda", "constant_lambda", "build_scheduler",
+    )},
+    # early stopping
+    **{name: "mrizoo.train.early_stopping" for name in (
+        "Decision", "EarlyStopping", "agree_across_processes",
+    )},
+    # the training loop
+    **{name: "mrizoo.train.loop" for name in ("train", "TrainOptions", "TrainResult")},
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mrizoo.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,392 @@
+"""Training objectives: image losses (SSIM, L1), rcGAN's critic and generator losses with their
+weight schedules, denoising score matching for NCSNv2, and an EMA of weights.
+
+The SSIM loss computes the same quantity as fastMRI's ``SSIMLoss`` (uniform 7x7 window, valid
+region only, sample covariances, ``k1 = 0.01``, ``k2 = 0.03``, data range given per item, usually
+the target volume's maximum), so models trained here are comparable with fastMRI's.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrizoo.errors import InputError
+
+__all__ = [
+    "ssim_map",
+    "SSIMLoss",
+    "L1Loss",
+    "SSIML1Loss",
+    "build_image_loss",
+    "gradient_penalty",
+    "rcgan_discriminator_loss",
+    "rcgan_generator_loss",
+    "sd_reward_coefficient",
+    "ideal_psnr_gain",
+    "BetaAdvSchedule",
+    "BetaSDTuner",
+    "sample_noise_levels",
+    "dsm_loss",
+    "EMA",
+]
+
+Critic = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- image losses
+
+
+def _as_nchw(x: torch.Tensor, name: str) -> torch.Tensor:
+    if x.ndim == 3:
+        return x.unsqueeze(1)
+    if x.ndim == 4:
+        return x
+    raise InputError("bad image shape", field=name, expected="[B, H, W] or [B, C, H, W]", got=tuple(x.shape))
+
+
+def _per_item(value: torch.Tensor | float | None, ref: torch.Tensor, name: str) -> torch.Tensor:
+    """A data range broadcastable over ``ref`` ([B, C, H, W]); None: each item's target maximum."""
+    if value is None:
+        return ref.detach().flatten(1).amax(dim=1).view(-1, 1, 1, 1)
+    v = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+    if v.ndim == 0:
+        return v.view(1, 1, 1, 1)
+    if v.numel() != ref.shape[0]:
+        raise InputError("one data range per item", field=name, expected=f"{ref.shape[0]} values",
+                         got=tuple(v.shape))
+    return v.reshape(-1, 1, 1, 1)
+
+
+def ssim_map(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    data_range: torch.Tensor | float | None = None,
+    *,
+    win_size: int = 7,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
+    """Local SSIM ``[B, C, H - win + 1, W - win + 1]`` with a uniform window (fastMRI's definition).
+
+    Images are ``[B, H, W]`` or ``[B, C, H, W]`` magnitudes; ``data_range`` is a number, one value
+    per item, or None for each target's maximum. Variances use the unbiased window estimate.
+    """
+    x, y = _as_nchw(output, "output"), _as_nchw(target, "target")
+    if x.shape != y.shape:
+        raise InputError("output and target differ in shape", field="output", expected=tuple(y.shape),
+                         got=tuple(x.shape))
+    if min(x.shape[-2:]) < win_size:
+        raise InputError("image smaller than the SSIM window", field="output",
+                         expected=f"H, W >= {win_size}", got=tuple(x.shape[-2:]))
+    rng = _per_item(data_range, y, "data_range")
+    c1, c2 = (k1 * rng) ** 2, (k2 * rng) ** 2
+    n = win_size * win_size
+    unbias = n / (n - 1)
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(t, win_size, stride=1)
+
+    mx, my = mean(x), mean(y)
+    sxx = unbias * (mean(x * x) - mx * mx)
+    syy = unbias * (mean(y * y) - my * my)
+    sxy = unbias * (mean(x * y) - mx * my)
+    num = (2 * mx * my + c1) * (2 * sxy + c2)
+    den = (mx * mx + my * my + c1) * (sxx + syy + c2)
+    return num / den
+
+
+class SSIMLoss(nn.Module):
+    """``1 - mean SSIM`` (fastMRI's ``SSIMLoss``); ``forward(output, target, data_range)``."""
+
+    def __init__(self, win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> None:
+        super().__init__()
+        if win_size < 3 or win_size % 2 == 0:
+            raise InputError("SSIM window must be odd and >= 3", field="win_size", got=win_size)
+        self.win_size, self.k1, self.k2 = win_size, k1, k2
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor,
+                data_range: torch.Tensor | float | None = None) -> torch.Tensor:
+        s = ssim_map(output, target, data_range, win_size=self.win_size, k1=self.k1, k2=self.k2)
+        return 1 - s.mean()
+
+
+class L1Loss(nn.Module):
+    """Mean absolute error; ``data_range`` is accepted (and ignored) for a uniform call signature."""
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor,
+                data_range: torch.Tensor | float | None = None) -> torch.Tensor:
+        return (output - target).abs().mean()
+
+
+class SSIML1Loss(nn.Module):
+    """``ssim_weight * (1 - SSIM) + l1_weight * mean |output - target| / data_range``.
+
+    The L1 term is divided by each item's data range so both terms are scale-free.
+    """
+
+    def __init__(self, win_size: int = 7, k1: float = 0.01, k2: float = 0.03,
+                 ssim_weight: float = 1.0, l1_weight: float = 1.0) -> None:
+        super().__init__()
+        self.ssim = SSIMLoss(win_size, k1, k2)
+        self.ssim_weight, self.l1_weight = ssim_weight, l1_weight
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor,
+                data_range: torch.Tensor | float | None = None) -> torch.Tensor:
+        y = _as_nchw(target, "target")
+        rng = _per_item(data_range, y, "data_range")
+        l1 = ((_as_nchw(output, "output") - y).abs() / rng).mean()
+        return self.ssim_weight * self.ssim(output, target, data_range) + self.l1_weight * l1
+
+
+def build_image_loss(spec: Any) -> nn.Module:
+    """The image loss of a :class:`~mrizoo.train.recipe.LossSpec` named ssim, l1 or ssim_l1."""
+    from dataclasses import asdict
+
+    from mrizoo.train.recipe import loss_params
+
+    params = asdict(loss_params(spec))
+    makers: dict[str, Callable[..., nn.Module]] = {"ssim": SSIMLoss, "l1": L1Loss, "ssim_l1": SSIML1Loss}
+    if spec.name not in makers:
+        raise InputError("not an image loss", field="loss.name", expected=f"one of {sorted(makers)}",
+                         got=repr(spec.name))
+    return makers[spec.name](**params)
+
+
+# ----------------------------------------------------------------------------- rcGAN
+
+
+def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, cond: torch.Tensor,
+                     *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP: ``mean (||grad_x D(x_t, y)||_2 - 1)^2`` at random interpolates ``x_t`` of real and fake.
+
+    One uniform weight per item; the graph is kept so the penalty trains the critic.
+    """
+    b = real.shape[0]
+    t = torch.rand((b,) + (1,) * (real.ndim - 1), generator=generator, dtype=real.dtype,
+                   device="cpu" if generator is not None else real.device).to(real.device)
+    x = (t * real.detach() + (1 - t) * fake.detach()).requires_grad_(True)
+    out = critic(x, cond)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def rcgan_discriminator_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, cond: torch.Tensor,
+                             *, gp_weight: float = 10.0, drift_weight: float = 1e-3,
+                             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Critic loss ``mean D(x_hat) - mean D(x) + gp_weight GP + drift_weight mean D(x)^2``.
+
+    ``fake`` is detached (the generator is not trained by this loss). Returns the loss and its
+    parts as floats for logging.
+    """
+    d_real = critic(real, cond)
+    d_fake = critic(fake.detach(), cond)
+    gp = gradient_penalty(critic, real, fake, cond, generator=generator) if gp_weight else real.new_zeros(())
+    drift = (d_real ** 2).mean()
+    wasserstein = d_fake.mean() - d_real.mean()
+    loss = wasserstein + gp_weight * gp + drift_weight * drift
+    return loss, {"d_wasserstein": wasserstein.item(), "d_gp": gp.item(), "d_drift": drift.item()}
+
+
+def sd_reward_coefficient(p: int) -> float:
+    """``sqrt(2 / (pi P (P+1)))``: the SD-reward weight that makes L1 + reward unbiased for Gaussians."""
+    if p < 2:
+        raise InputError("the SD reward needs at least 2 samples", field="p", expected=">= 2", got=p)
+    return math.sqrt(2.0 / (math.pi * p * (p + 1)))
+
+
+def ideal_psnr_gain(p: int) -> float:
+    """PSNR gain (dB) of a P-sample average over one sample for true posterior samples: ``10 log10(2P/(P+1))``."""
+    if p < 1:
+        raise InputError("need at least one sample", field="p", expected=">= 1", got=p)
+    return 10.0 * math.log10(2.0 * p / (p + 1))
+
+
+def rcgan_generator_loss(critic: Critic | None, samples: torch.Tensor, target: torch.Tensor, cond: torch.Tensor,
+                         *, beta_adv: float, beta_sd: float,
+                         adv_reduction: str = "mean") -> tuple[torch.Tensor, dict[str, float]]:
+    """Generator loss ``beta_adv L_adv + L1(mean_P x_hat, x) - beta_sd c_P mean(std_P x_hat)``.
+
+    ``samples``: ``[B, P, C, H, W]`` (P >= 2 posterior samples per item), ``target`` ``[B, C, H, W]``,
+    ``cond`` the critic's conditioning ``[B, C', H, W]``. ``L_adv = -mean D(x_hat_i, y)`` over
+    samples and items (``adv_reduction="sum_batch"``: summed over items instead, as the authors'
+    code does, which scales beta_adv by the batch size); ``std_P`` is the unbiased per-pixel
+    standard deviation over the samples and ``c_P`` = :func:`sd_reward_coefficient`.
+    ``critic=None`` or ``beta_adv=0`` skips the critic. The parts come back as floats, for logging.
+    """
+    if adv_reduction not in ("mean", "sum_batch"):
+        raise InputError("unknown reduction", field="adv_reduction", expected="mean or sum_batch",
+                         got=repr(adv_reduction))
+    if samples.ndim != target.ndim + 1 or samples.shape[0] != target.shape[0] or samples.shape[2:] != target.shape[1:]:
+        raise InputError("samples must be [B, P, *target.shape[1:]]", field="samples",
+                         expected=f"[{target.shape[0]}, P, {', '.join(map(str, target.shape[1:]))}]",
+                         got=tuple(samples.shape))
+    b, p = samples.shape[:2]
+    l1 = (samples.mean(dim=1) - target).abs().mean()
+    std = samples.std(dim=1, correction=1).mean()
+    loss = l1 - beta_sd * sd_reward_coefficient(p) * std
+    adv = samples.new_zeros(())
+    if critic is not None and beta_adv != 0:
+        flat = samples.flatten(0, 1)
+        cond_rep = cond.unsqueeze(1).expand(b, p, *cond.shape[1:]).flatten(0, 1)
+        adv = -critic(flat, cond_rep).reshape(b, -1).mean(dim=1)
+        adv = adv.sum() if adv_reduction == "sum_batch" else adv.mean()
+        loss = loss + beta_adv * adv
+    return loss, {"g_adv": adv.item(), "g_l1": l1.item(), "g_std": std.item()}
+
+
+class BetaAdvSchedule:
+    """The adversarial weight by epoch: ``values[i]`` while the 0-based epoch ``<= milestones[i]``,
+    ``values[-1]`` after (rcGAN: 1e-2 to epoch 4, 1e-4 to epoch 22, 1e-5 after)."""
+
+    def __init__(self, values: tuple[float, ...] = (1e-2, 1e-4, 1e-5),
+                 milestones: tuple[int, ...] = (4, 22)) -> None:
+        if len(values) != len(milestones) + 1:
+            raise InputError("one more value than milestones", field="beta_adv",
+                             expected=f"{len(milestones) + 1} values", got=len(values))
+        if list(milestones) != sorted(milestones):
+            raise InputError("milestones must increase", field="beta_adv_milestones", got=list(milestones))
+        self.values, self.milestones = tuple(float(v) for v in values), tuple(int(m) for m in milestones)
+
+    def __call__(self, epoch: int) -> float:
+        for value, last in zip(self.values, self.milestones):
+            if epoch <= last:
+                return value
+        return self.values[-1]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"values": list(self.values), "milestones": list(self.milestones)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.__init__(tuple(state["values"]), tuple(state["milestones"]))  # type: ignore[misc]
+
+
+class BetaSDTuner:
+    """rcGAN's beta_SD auto-tune (Eq. 23): after each validation,
+    ``beta_sd += rate * ((PSNR_1 + 10 log10(2P/(P+1))) - PSNR_P)``.
+
+    If averaging P samples gains less PSNR than true posterior samples would, the samples are
+    too alike and the SD reward grows (and vice versa). ``enabled=False`` keeps beta_sd fixed.
+    """
+
+    def __init__(self, beta_sd: float = 1.0, p_val: int = 8, rate: float = 0.02, enabled: bool = True) -> None:
+        self.beta_sd, self.p_val, self.rate, self.enabled = float(beta_sd), int(p_val), float(rate), enabled
+        self.history: list[dict[str, float]] = []
+
+    def gap(self, psnr_1: float, psnr_p: float) -> float:
+        """Ideal minus achieved PSNR gain (dB); positive: too little sample diversity."""
+        return (psnr_1 + ideal_psnr_gain(self.p_val)) - psnr_p
+
+    def well_tuned(self, psnr_1: float, psnr_p: float, tol: float = 0.25) -> bool:
+        """Whether the achieved gain is within ``tol`` dB of the ideal one (the paper's criterion)."""
+        return abs(self.gap(psnr_1, psnr_p)) <= tol
+
+    def update(self, psnr_1: float, psnr_p: float) -> float:
+        """Apply one auto-tune step from validation PSNRs of 1 sample and the P-sample average."""
+        gap = self.gap(psnr_1, psnr_p)
+        if self.enabled:
+            self.beta_sd += self.rate * gap
+        self.history.append({"psnr_1": float(psnr_1), "psnr_p": float(psnr_p), "gap": gap,
+                             "beta_sd": self.beta_sd})
+        return self.beta_sd
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"beta_sd": self.beta_sd, "p_val": self.p_val, "rate": self.rate, "enabled": self.enabled,
+                "history": [dict(h) for h in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.beta_sd, self.p_val = float(state["beta_sd"]), int(state["p_val"])
+        self.rate, self.enabled = float(state["rate"]), bool(state["enabled"])
+        self.history = [dict(h) for h in state.get("history", [])]
+
+
+# ----------------------------------------------------------------------------- score matching
+
+
+def sample_noise_levels(batch: int, num_levels: int, *, generator: torch.Generator | None = None,
+                        device: torch.device | str = "cpu") -> torch.Tensor:
+    """Uniformly drawn noise-level indices ``[batch]`` (long) into a ladder of ``num_levels``."""
+    return torch.randint(0, num_levels, (batch,), generator=generator).to(device)
+
+
+def dsm_loss(score_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+             sigmas: torch.Tensor, *, labels: torch.Tensor | None = None, anneal_power: float = 2.0,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Denoising score matching over a noise ladder (Song & Ermon 2019/2020).
+
+    For each item a level ``sigma = sigmas[label]`` is drawn (or given), ``x~ = x + sigma n``, and
+    ``0.5 ||s(x~, label) + n / sigma||^2 * sigma**anneal_power`` is averaged over the batch; with
+    weight ``sigma^2`` every level contributes on the same scale. ``score_fn(x~, labels)`` returns
+    the score (NCSNv2's ``forward``).
+    """
+    b = x.shape[0]
+    sigmas = sigmas.to(device=x.device, dtype=x.dtype)
+    if labels is None:
+        labels = sample_noise_levels(b, sigmas.numel(), generator=generator, device=x.device)
+    used = sigmas[labels].view(b, *([1] * (x.ndim - 1)))
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype,
+                        device="cpu" if generator is not None else x.device).to(x.device)
+    perturbed = x + used * noise
+    target = -noise / used
+    scores = score_fn(perturbed, labels)
+    per_item = 0.5 * ((scores - target) ** 2).flatten(1).sum(dim=1) * used.flatten() ** anneal_power
+    return per_item.mean()
+
+
+class EMA:
+    """Exponential moving average of a module's floating-point parameters (and a copy of its buffers).
+
+    ``shadow = decay * shadow + (1 - decay) * param`` after each optimizer step; ``copy_to`` writes
+    the averages into a module (e.g. a copy used for validation and for the published weights).
+    """
+
+    def __init__(self, module: nn.Module, decay: float = 0.999) -> None:
+        if not 0 <= decay < 1:
+            raise InputError("EMA decay outside [0, 1)", field="ema", expected="0 <= decay < 1", got=decay)
+        self.decay = float(decay)
+        self.shadow: dict[str, torch.Tensor] = {
+            k: v.detach().clone() for k, v in module.state_dict().items()
+        }
+        self.num_updates = 0
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        """One averaging step from the module's current weights."""
+        params = dict(module.named_parameters())
+        for k, v in module.state_dict().items():
+            s = self.shadow[k]
+            if k in params and params[k].requires_grad and v.is_floating_point():
+                s.mul_(self.decay).add_(v.detach().to(s.dtype), alpha=1 - self.decay)
+            else:
+                s.copy_(v)
+        self.num_updates += 1
+
+    @torch.no_grad()
+    def copy_to(self, module: nn.Module) -> nn.Module:
+        """Load the averaged weights into ``module`` (in place) and return it."""
+        module.load_state_dict(self.shadow)
+        return module
+
+    def averaged(self, module: nn.Module) -> nn.Module:
+        """A deep copy of ``module`` holding the averaged weights."""
+        return self.copy_to(copy.deepcopy(module))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "num_updates": self.num_updates,
+                "shadow": {k: v.clone() for k, v in self.shadow.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.decay = float(state["decay"])
+        self.num_updates = int(state.get("num_updates", 0))
+        missing = set(self.shadow) ^ set(state["shadow"])
+        if missing:
+            raise InputError("EMA state does not match the model", field="shadow",
+                             expected="the same parameter names", got=sorted(missing)[:5])
+        for k, v in state["shadow"].items():
+            self.shadow[k].copy_(v)
