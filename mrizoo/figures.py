@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["save_panels"]
+from mrizoo._atomic import atomic_file
+
+__all__ = ["save_panels", "save_figure"]
 
 
 def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -68,16 +69,16 @@ def save_panels(
         ax.set_yticks([])
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
+    return save_figure(fig, path, dpi=100)
+
+
+def save_figure(fig, path: str | os.PathLike[str], dpi: int = 100) -> Path:
+    """Write a matplotlib figure as PNG atomically (nothing is left behind on failure), then close it."""
+    import matplotlib.pyplot as plt
+
     try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_file(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-    return out
+    return Path(path)

@@ -5,8 +5,10 @@ and the cross-process stop agreement."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -158,3 +160,104 @@ def test_any_rank_stopping_stops_all_ranks() -> None:
         p.join(30)
     assert results == [(0, (2, True, False, True)), (1, (2, True, False, True))]
     assert all(p.exitcode == 0 for p in procs)
+
+
+# ----------------------------------------------------------------------------- Lin & Heckel 2024, Figure 8
+
+# U-Net trained on brain, evaluated on knee, epochs 1..40: ID SSIM keeps rising slowly; OOD SSIM rises
+# with it, peaks at epoch 15, then declines. OOD(e) = c - A exp(-e/tau) - d e peaks at tau ln(A / (tau d)).
+FIG8_EPOCHS = np.arange(1, 41)
+FIG8_TAU, FIG8_A, FIG8_PEAK = 5.0, 0.15, 15.0
+FIG8_D = FIG8_A / (FIG8_TAU * math.exp(FIG8_PEAK / FIG8_TAU))  # puts the OOD peak at epoch 15
+FIG8_ID_A, FIG8_ID_SLOPE = 0.05, 2.5e-4
+FIG8_ID = 0.93 - FIG8_ID_A * np.exp(-FIG8_EPOCHS / FIG8_TAU) + FIG8_ID_SLOPE * FIG8_EPOCHS
+FIG8_OOD = 0.80 - FIG8_A * np.exp(-FIG8_EPOCHS / FIG8_TAU) - FIG8_D * FIG8_EPOCHS
+
+
+def run_fig8(policy: EarlyStopping) -> list[Decision]:
+    out = []
+    for i, e in enumerate(FIG8_EPOCHS):
+        out.append(policy.update(step=1000 * int(e), epoch=int(e), id_metric=float(FIG8_ID[i]),
+                                 ood_metrics={"knee": float(FIG8_OOD[i])}))
+        if out[-1].stop:
+            break
+    return out
+
+
+def test_figure8_curves_have_the_papers_shape() -> None:
+    assert np.all(np.diff(FIG8_ID) > 0) and np.all(np.diff(FIG8_ID)[20:] < 1e-3)  # slow, steady ID gain
+    assert FIG8_EPOCHS[int(np.argmax(FIG8_OOD))] == 15
+    assert FIG8_OOD[-1] < FIG8_OOD.max() - 0.02  # a clear OOD decline by epoch 40
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_figure8_ood_rule_keeps_the_peak_and_stops_k_after(k: int) -> None:
+    policy = EarlyStopping("ood", patience=k, min_delta=1e-4)
+    decisions = run_fig8(policy)
+    assert policy.best["epoch"] == 15 and policy.best["step"] == 15000
+    assert decisions[-1].stop and policy.summary()["stop_epoch"] == 15 + k
+    assert not any(d.stop for d in decisions[:-1])
+    assert "distributional overfitting" in policy.reason  # ID still gained while OOD dropped
+
+
+@pytest.mark.parametrize(("k", "min_delta"), [(3, 1e-3), (5, 2e-3)])
+def test_figure8_paper_rule_stop_epoch_from_closed_form(k: int, min_delta: float) -> None:
+    # ID rises monotonically, so the gain over k validations is ID(e) - ID(e - k)
+    # = A exp(-e/tau) (exp(k/tau) - 1) + k slope; it first drops below min_delta at the first epoch after
+    e_cross = FIG8_TAU * math.log(FIG8_ID_A * (math.exp(k / FIG8_TAU) - 1) / (min_delta - k * FIG8_ID_SLOPE))
+    expected = math.floor(e_cross) + 1
+    assert expected - e_cross > 1e-3 and 1 + k <= expected <= 40
+    policy = EarlyStopping("paper", patience=k, min_delta=min_delta)
+    decisions = run_fig8(policy)
+    assert policy.summary()["stop_epoch"] == expected and decisions[-1].stop
+    assert policy.best["epoch"] == expected  # ID's best is the latest
+    # trained past the OOD optimum: the paper rule's pick is worse on knee than the OOD rule's
+    assert expected > 15 + k and FIG8_OOD[expected - 1] < FIG8_OOD.max() - 5e-3
+
+
+# ----------------------------------------------------------------------------- noise within the tolerance
+
+NOISE_MIN_DELTA = 1e-3
+NOISE_AMP = 0.45 * NOISE_MIN_DELTA  # |noise| <= amp: peak-to-peak 0.9 min_delta, inside the tolerance
+NOISE_LEN = 150
+
+
+def _noisy_run(rule: str, k: int, id_curve: np.ndarray, ood_curve: np.ndarray) -> EarlyStopping:
+    policy = EarlyStopping(rule, patience=k, min_delta=NOISE_MIN_DELTA)
+    for i in range(len(id_curve)):
+        if policy.update(i, i, float(id_curve[i]), {"knee": float(ood_curve[i])}).stop:
+            break
+    return policy
+
+
+def _noise_cases() -> Iterator[np.ndarray]:
+    """Uniform noise for many seeds, plus the worst case: alternating +amp / -amp."""
+    for seed in range(25):
+        rng = np.random.default_rng(seed)
+        yield rng.uniform(-NOISE_AMP, NOISE_AMP, (2, NOISE_LEN))
+    alt = NOISE_AMP * np.where(np.arange(NOISE_LEN) % 2 == 0, 1.0, -1.0)
+    yield np.stack([alt, -alt])
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_never_stops_on_noise_within_the_tolerance(k: int) -> None:
+    # a trend gaining 2 min_delta per k validations beats the worst noise (min_delta + 2 amp = 1.9 min_delta
+    # for the paper rule, 2 amp for the OOD rule): neither rule may stop; the other curve is flat
+    t = np.arange(NOISE_LEN)
+    rising = 0.85 + (2 * NOISE_MIN_DELTA / k) * t
+    flat = np.full(NOISE_LEN, 0.75)
+    for noise_id, noise_ood in _noise_cases():
+        paper = _noisy_run("paper", k, rising + noise_id, flat + noise_ood)
+        ood = _noisy_run("ood", k, flat + noise_id, rising + noise_ood)
+        assert not paper.stopped and len(paper.history) == NOISE_LEN, paper.reason
+        assert not ood.stopped and len(ood.history) == NOISE_LEN, ood.reason
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_noise_within_the_tolerance_is_not_mistaken_for_progress(k: int) -> None:
+    flat = np.full(NOISE_LEN, 0.85)
+    for noise_id, noise_ood in _noise_cases():
+        paper = _noisy_run("paper", k, flat + noise_id, flat + noise_ood)
+        assert paper.stopped and paper.stop_index == k  # no gain >= min_delta in the first k validations
+        ood = _noisy_run("ood", k, flat + noise_id, flat + noise_ood)
+        assert ood.stopped and "stalled" in ood.reason  # a plateau, not distributional overfitting

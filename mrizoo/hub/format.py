@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mrizoo._atomic import atomic_dir
 from mrizoo._dataclass_io import to_dict
 from mrizoo.errors import InputError
 
@@ -84,25 +84,13 @@ def save_pretrained(
         **(extra or {}),
     }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         if out.exists():
             for item in out.iterdir():
                 if item.name not in (CONFIG_NAME, WEIGHTS_NAME) and item.is_file():
                     shutil.copy2(item, tmp / item.name)
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "mrizoo_arch": arch})
         (tmp / CONFIG_NAME).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-        if out.exists():
-            backup = out.with_name(f".{out.name}.old")
-            os.replace(out, backup)
-            os.replace(tmp, out)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

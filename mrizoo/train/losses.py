@@ -219,6 +219,11 @@ def rcgan_generator_loss(critic: Critic | None, samples: torch.Tensor, target: t
     code does, which scales beta_adv by the batch size); ``std_P`` is the unbiased per-pixel
     standard deviation over the samples and ``c_P`` = :func:`sd_reward_coefficient`.
     ``critic=None`` or ``beta_adv=0`` skips the critic. The parts come back as floats, for logging.
+
+    Note: Prop. 3.1's weight assumes an unbiased estimate of the spread, but the square root of
+    the unbiased variance averages ``c4(P) sigma`` (``c4(2) = sqrt(2/pi)``), so ``beta_sd = 1``
+    under-spreads (P = 2: std 0.73 of the true one); ``beta_sd = 1/c4(P)`` recovers it, and the
+    beta_SD auto-tune corrects it during training (tests/test_rcgan_toy.py measures both).
     """
     if adv_reduction not in ("mean", "sum_batch"):
         raise InputError("unknown reduction", field="adv_reduction", expected="mean or sum_batch",
