@@ -9,7 +9,8 @@ optimizer steps until the recipe's budget is spent or early stopping fires:
 - Validation (each epoch, or every ``validate_every`` steps, and at the end) scores the
   in-distribution set and every OOD set per volume with fastMRI's SSIM/PSNR/NMSE; each
   process validates its own volumes and the rows are gathered. Results go to
-  ``RUN_DIR/metrics.jsonl`` (one JSON line per validation and per logged training step).
+  ``RUN_DIR/metrics.jsonl`` (one JSON line per validation and per logged training step);
+  ``RUN_DIR/recipe.yaml`` is a copy of the recipe file and ``RUN_DIR/run.json`` its sha256 and settings.
 - The early-stopping policy decides after each validation; all processes stop at the same
   step. The weights of the selected validation are kept in ``RUN_DIR/selected/`` and published
   as ``RUN_DIR/model/`` (``config.json`` + ``model.safetensors`` + ``training_summary.json``),
@@ -56,6 +57,7 @@ __all__ = ["TrainOptions", "TrainResult", "TrainerState", "train", "build_model"
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "training_summary.json"
 RUN_NAME = "run.json"
+RECIPE_NAME = "recipe.yaml"
 
 
 @dataclass(frozen=True)
@@ -337,8 +339,15 @@ def _check_run_dir(run_dir: Path, options: TrainOptions, info: RecipeInfo, world
 def _clear_run_dir(run_dir: Path) -> None:
     for name in ("checkpoints", "selected", "model"):
         shutil.rmtree(run_dir / name, ignore_errors=True)
-    for name in (METRICS_NAME, "metrics.png", SUMMARY_NAME, RUN_NAME):
+    for name in (METRICS_NAME, "metrics.png", SUMMARY_NAME, RUN_NAME, RECIPE_NAME):
         (run_dir / name).unlink(missing_ok=True)
+
+
+def _copy_recipe(info: RecipeInfo, run_dir: Path) -> None:
+    """The recipe file, byte for byte (``run.json`` holds its sha256 and the smoke flag), written atomically."""
+    tmp = run_dir / f".{RECIPE_NAME}.tmp"
+    shutil.copyfile(info.path, tmp)
+    os.replace(tmp, run_dir / RECIPE_NAME)
 
 
 def _reset_accelerate_state() -> None:
@@ -425,6 +434,7 @@ def _train(spec: TrainingRecipe, info: RecipeInfo, options: TrainOptions, accele
                 "num_processes": world, "mixed_precision": spec.precision, "family": family,
                 "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "model": spec.model}
         (run_dir / RUN_NAME).write_text(json.dumps(meta, indent=1) + "\n")
+        _copy_recipe(info, run_dir)
     accelerator.wait_for_everyone()
 
     def epoch_of(step: int) -> int:
