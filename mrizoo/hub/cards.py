@@ -644,6 +644,17 @@ def _eval_results(entry: ModelEntry, results: EvaluationResults) -> list[Any]:
     return out
 
 
+def _fine_tunes(recipe_name: str, entry_name: str) -> bool:
+    """Whether the shipped recipe ``recipe_name`` trains (fine-tunes) the architecture of ``entry_name``."""
+    from mrizoo.train.recipe import load_recipe
+
+    try:
+        recipe, _ = load_recipe(recipe_name)
+    except Exception:  # unknown or invalid recipe: not a fine-tuning recipe of this entry
+        return False
+    return recipe.model == entry_name and recipe.init_from is not None
+
+
 def build_model_card(
     entry: ModelEntry,
     *,
@@ -662,8 +673,10 @@ def build_model_card(
     if results is not None and results.model != entry.name:
         raise InputError("evaluation results are for another model", field="model", expected=entry.name,
                          got=results.model)
-    if training_summary is not None and entry.recipe and training_summary.recipe != entry.recipe:
-        raise InputError("training summary is for another recipe", field="recipe", expected=entry.recipe,
+    if (training_summary is not None and entry.recipe and training_summary.recipe != entry.recipe
+            and not _fine_tunes(training_summary.recipe, entry.name)):
+        raise InputError("training summary is for another recipe", field="recipe",
+                         expected=f"{entry.recipe} or a fine-tuning recipe of {entry.name}",
                          got=training_summary.recipe)
     arch = ARCHITECTURES.get(entry.model.arch)
     tags = ["mrizoo", "mri", "mri-reconstruction", "accelerated-mri", entry.model.arch.split("_")[0]]
