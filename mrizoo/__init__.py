@@ -11,6 +11,7 @@ Public API (everything else is private):
 - metrics: ``ssim``, ``psnr``, ``nmse``, ``evaluate_volume`` and more in :mod:`mrizoo.metrics`
 - classical reconstructions: ``zero_filled``, ``cg_sense``, ``l1_wavelet``
 - the zoo: ``list_models``, ``info``, ``create``, ``load``, ``register_model``
+- running models on files: ``reconstruct_file``, ``reconstruct_path``, ``evaluate_models``
 """
 
 __version__ = "0.1.0"
@@ -42,6 +43,8 @@ from mrizoo.physics import (
     to_real,
 )
 from mrizoo.zoo import UnknownModelError, create, info, list_models, load, register_model
+from mrizoo.evaluate import evaluate_models
+from mrizoo.reconstruct import reconstruct_file, reconstruct_path
 
 __all__ = [
     "__version__",
@@ -53,4 +56,5 @@ __all__ = [
     "ssim", "psnr", "nmse", "evaluate_volume",
     "zero_filled", "cg_sense", "l1_wavelet",
     "list_models", "info", "create", "load", "register_model",
+    "reconstruct_file", "reconstruct_path", "evaluate_models",
 ]

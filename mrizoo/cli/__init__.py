@@ -17,8 +17,8 @@ from mrizoo.errors import MrizooError
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = ("demo", "list", "info", "pull", "cache", "datasets", "convert", "pool", "minipool", "similarity",
-             "train", "card", "push")
+_COMMANDS = ("demo", "list", "info", "reconstruct", "evaluate", "pull", "cache", "datasets", "convert", "pool",
+             "minipool", "similarity", "train", "card", "push")
 _MODULES = {"list": "zoo", "info": "zoo", "cache": "pull", "pool": "pools", "similarity": "pools",
             "card": "publish", "push": "publish"}
 

@@ -106,6 +106,12 @@ def _entry(name: str) -> _Entry:
     return _REGISTRY[name]
 
 
+def mask_params(name: str) -> tuple[str, ...] | None:
+    """The parameter names a registered mask function accepts (None: any)."""
+    params = _entry(name).params
+    return None if params is None else tuple(params)
+
+
 def describe_mask(name: str) -> str:
     """One-line description of a registered mask and the parameters it accepts."""
     entry = _entry(name)

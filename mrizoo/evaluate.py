@@ -1,0 +1,390 @@
+"""Scoring zoo models on test volumes: fastMRI metrics per volume, summaries per test set.
+
+Every volume is undersampled once with a mask seeded from its file name (fastMRI's test-time
+convention), and all models reconstruct the same k-space. Per volume: SSIM, PSNR, NMSE (fastMRI
+definitions, data range ``target.max()`` over the volume), the artifact score, optionally masked
+SSIM/PSNR (``*_masked``) and mean/std-matched SSIM/PSNR/NMSE (``*_matched``, Lin & Heckel 2024).
+Posterior models are scored on the mean of ``samples`` posterior samples; they also get APSD,
+SSIM/PSNR of the mean of the first ``P`` samples (``ssim_p<P>``, ``psnr_p<P>``, Bendel et al. 2023)
+and, with an embedding, CFID over the whole test set. Results convert to
+:class:`~mrizoo.hub.evaluation.EvaluationResults` (one per model) for model cards.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from mrizoo.errors import InputError
+
+__all__ = [
+    "P_VALUES", "EvalSet", "VolumeScore", "ModelScores", "Evaluation", "evaluate_models",
+    "markdown_table", "robustness_plot", "model_label",
+]
+
+P_VALUES = (1, 2, 4, 8, 16, 32)
+"""Numbers of averaged posterior samples of the P-curves (Bendel et al. 2023, Table 2)."""
+
+DataSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """A named test set: a folder / list of ``.h5`` volumes, or a callable taking
+    :class:`~mrizoo.data.SliceDataset` keyword arguments and returning such a dataset
+    (e.g. ``lambda **kw: selection.dataset("nyu", **kw)``)."""
+
+    name: str
+    source: DataSource
+    distribution: Literal["in", "out"] = "in"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InputError("empty test-set name", field="name", expected="a non-empty name")
+        if self.distribution not in ("in", "out"):
+            raise InputError("distribution must be 'in' or 'out'", field="distribution",
+                             got=repr(self.distribution))
+
+
+@dataclass
+class VolumeScore:
+    """Metrics of one model on one volume."""
+
+    dataset: str
+    file: str
+    slices: int
+    metrics: dict[str, float]
+
+
+@dataclass
+class ModelScores:
+    """All volume scores of one model plus the set-level metrics (CFID)."""
+
+    name: str
+    is_posterior: bool
+    volumes: list[VolumeScore] = field(default_factory=list)
+    set_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def summary(self, dataset: str) -> tuple[dict[str, float], dict[str, float], int, int]:
+        """``(means, stds, volumes, slices)`` over the volumes of ``dataset``."""
+        vols = [v for v in self.volumes if v.dataset == dataset]
+        keys = sorted({k for v in vols for k in v.metrics})
+        means: dict[str, float] = {}
+        stds: dict[str, float] = {}
+        for k in keys:
+            vals = np.array([v.metrics[k] for v in vols if k in v.metrics], dtype=np.float64)
+            vals = vals[np.isfinite(vals)]
+            if vals.size:
+                means[k] = float(vals.mean())
+                stds[k] = float(vals.std())
+        means.update(self.set_metrics.get(dataset, {}))
+        return means, stds, len(vols), sum(v.slices for v in vols)
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_models` returns: scores per model and the settings used."""
+
+    models: dict[str, ModelScores]
+    sets: list[EvalSet]
+    mask: str
+    acceleration: float
+    center_fraction: float | None
+    samples: int | None
+
+    def results(self, name: str) -> Any:
+        """The :class:`~mrizoo.hub.evaluation.EvaluationResults` of model ``name``."""
+        from mrizoo import __version__
+        from mrizoo.hub.evaluation import DatasetResult, EvaluationResults
+
+        scores = self.models[name]
+        rows = []
+        for s in self.sets:
+            means, stds, nvol, nsl = scores.summary(s.name)
+            if not nvol:
+                continue
+            rows.append(DatasetResult(
+                dataset=s.name, distribution=s.distribution, acceleration=float(self.acceleration),
+                mask=self.mask, volumes=nvol, slices=nsl, metrics=means,
+                std={k: v for k, v in stds.items() if k in means}, center_fraction=self.center_fraction,
+                samples=self.samples if scores.is_posterior else None,
+            ))
+        return EvaluationResults(model=name, datasets=tuple(rows), mrizoo_version=__version__)
+
+    def per_volume(self) -> list[dict[str, Any]]:
+        """Flat per-volume records (model, dataset, file, slices, metrics...)."""
+        return [{"model": m, "dataset": v.dataset, "file": v.file, "slices": v.slices, **v.metrics}
+                for m, sc in self.models.items() for v in sc.volumes]
+
+
+def model_label(spec: str | os.PathLike[str], model: nn.Module | None = None) -> str:
+    """A zoo-grammar name for a model given by name or path (its entry's name when it has one)."""
+    entry_name = getattr(getattr(model, "zoo_entry", None), "name", None)
+    text = str(entry_name) if entry_name else os.fspath(spec)
+    text = Path(text).name if Path(text).exists() else text.removeprefix("hf-hub:").replace("/", "-")
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9.]+", "-", text.lower())).strip("-") or "model"
+
+
+def _slice_kwargs(mask: str, acceleration: float, center_fraction: float | None,
+                  target: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"acceleration": acceleration}
+    if center_fraction is not None:
+        params["center_fraction"] = center_fraction
+    return {"target": target, "mask": mask, "mask_params": params, "seed_mode": "filename"}
+
+
+def _dataset(s: EvalSet, kwargs: dict[str, Any]) -> Any:
+    from mrizoo.data.slices import SliceDataset
+
+    if callable(s.source):
+        return s.source(**kwargs)
+    return SliceDataset(s.source, **kwargs)
+
+
+def _volumes(ds: Any) -> list[list[int]]:
+    groups: dict[int, list[int]] = {}
+    for i, vid in enumerate(ds.volume_ids):
+        groups.setdefault(int(vid), []).append(i)
+    return list(groups.values())
+
+
+def _fit(img: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    from mrizoo.data.slices import center_crop
+
+    return img if tuple(img.shape[-2:]) == shape else center_crop(img, shape)
+
+
+def _image_metrics(gt: torch.Tensor, pred: torch.Tensor, *, masked: bool, matched: bool) -> dict[str, float]:
+    from mrizoo.metrics import artifact_score, evaluate_matched, evaluate_volume, masked_psnr, masked_ssim
+
+    out = dict(evaluate_volume(gt, pred))
+    out["artifact"] = artifact_score(gt, pred)
+    if masked:
+        out["ssim_masked"] = masked_ssim(gt, pred)
+        out["psnr_masked"] = masked_psnr(gt, pred)
+    if matched:
+        out.update({f"{k}_matched": v for k, v in evaluate_matched(gt, pred).items()})
+    return out
+
+
+def _to_models(models: Mapping[str, nn.Module] | Sequence[str | nn.Module]) -> dict[str, nn.Module]:
+    from mrizoo.zoo.factory import load
+
+    if isinstance(models, Mapping):
+        return dict(models)
+    out: dict[str, nn.Module] = {}
+    for m in models:
+        if isinstance(m, nn.Module):
+            label = model_label(type(m).__name__.lower(), m)
+        else:
+            m_loaded = load(m)
+            label, m = model_label(m, m_loaded), m_loaded
+        if label in out:
+            raise InputError("model given twice", field="models", got=label)
+        out[label] = m
+    return out
+
+
+def evaluate_models(
+    models: Mapping[str, nn.Module] | Sequence[str | nn.Module],
+    datasets: Sequence[EvalSet],
+    *,
+    mask: str = "equispaced_fraction",
+    acceleration: float = 4.0,
+    center_fraction: float | None = 0.08,
+    samples: int = 32,
+    samples_max: int | None = None,
+    match_mean_std: bool = False,
+    masked: bool = False,
+    embedding: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    target: str = "rss",
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    generator_seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Reconstruct every volume of every test set with every model and score it (module docstring).
+
+    ``models``: zoo names / checkpoint paths / models (labelled by their zoo entry), or a mapping
+    ``label -> model``. ``samples``: posterior samples per slice (the P-curves use
+    ``P_VALUES`` up to ``samples_max``, default ``samples``). ``embedding``: an image embedding
+    ``[N, C, H, W] -> [N, d]``; with it, posterior models also get CFID per test set (rows:
+    every sample, with the target and the zero-filled condition image repeated).
+    """
+    from mrizoo.data.slices import collate_samples
+    from mrizoo.metrics import apsd, embed, psnr, ssim
+    from mrizoo.metrics.posterior import cfid
+
+    if not datasets:
+        raise InputError("no test data", field="datasets", expected="at least one test set")
+    names = [s.name for s in datasets]
+    if len(set(names)) != len(names):
+        raise InputError("test-set names must be unique", field="datasets", got=names)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise InputError("posterior evaluation needs at least 2 samples", field="samples", got=samples)
+    pmax = samples if samples_max is None else samples_max
+    p_values = [p for p in P_VALUES if p <= min(pmax, samples)]
+    nets = _to_models(models)
+    if not nets:
+        raise InputError("no models to evaluate", field="models")
+    dev = torch.device(device)
+    for net in nets.values():
+        net.to(dev).eval()
+    any_posterior = any(getattr(n, "is_posterior", False) for n in nets.values())
+    scores = {k: ModelScores(k, bool(getattr(n, "is_posterior", False))) for k, n in nets.items()}
+    kwargs = _slice_kwargs(mask, acceleration, center_fraction, target)
+    say = progress or (lambda _msg: None)
+
+    for s in datasets:
+        ds = _dataset(s, kwargs)
+        cfid_rows: dict[str, list[torch.Tensor]] = {k: [] for k, sc in scores.items() if sc.is_posterior}
+        emb_x: list[torch.Tensor] = []
+        emb_y: list[torch.Tensor] = []
+        for vol in _volumes(ds):
+            items = [ds[i] for i in vol]
+            fname = items[0].fname
+            gt_parts: list[torch.Tensor] = []
+            recon: dict[str, list[torch.Tensor]] = {k: [] for k in nets}
+            post: dict[str, list[torch.Tensor]] = {k: [] for k in cfid_rows}
+            zf_parts: list[torch.Tensor] = []
+            for start in range(0, len(items), batch_size):
+                batch = collate_samples(items[start : start + batch_size])
+                kspace, bmask = batch.kspace.to(dev), batch.mask.to(dev)
+                shape = tuple(batch.target.shape[-2:])
+                gt_parts.append(batch.target.double())
+                maps = batch.maps.to(dev) if batch.maps is not None else None
+                if maps is None and any(getattr(n, "needs_maps", False) for n in nets.values()):
+                    from mrizoo.physics.espirit import espirit_maps
+
+                    maps = espirit_maps(kspace)  # once per batch, shared by all models
+                if any_posterior and embedding is not None:
+                    from mrizoo.physics.coils import rss
+                    from mrizoo.physics.fft import ifft2c
+
+                    zf_parts.append(_fit(rss(ifft2c(kspace)), shape).double().cpu())
+                for label, net in nets.items():
+                    with torch.no_grad():
+                        if scores[label].is_posterior:
+                            gen = torch.Generator(device=dev).manual_seed(generator_seed)
+                            try:
+                                out = net.sample(kspace, bmask, maps, n=samples, generator=gen)
+                            except TypeError:
+                                out = net.sample(kspace, bmask, maps, n=samples)
+                            smp = _fit(out.samples, shape).double().cpu()
+                            post[label].append(smp)
+                            recon[label].append(smp.mean(0))
+                        else:
+                            recon[label].append(_fit(net.reconstruct(kspace, bmask, maps), shape).double().cpu())
+            gt = torch.cat(gt_parts)
+            for label in nets:
+                pred = torch.cat(recon[label])
+                metrics = _image_metrics(gt, pred, masked=masked, matched=match_mean_std)
+                if label in post:
+                    smp = torch.cat(post[label], dim=1)  # [n, S, H, W]
+                    metrics["apsd"] = apsd(smp)
+                    for p in p_values:
+                        mean_p = smp[:p].mean(0)
+                        metrics[f"ssim_p{p}"] = ssim(gt, mean_p)
+                        metrics[f"psnr_p{p}"] = psnr(gt, mean_p)
+                    if embedding is not None:
+                        n = smp.shape[0]
+                        cfid_rows[label].append(embed(smp.transpose(0, 1).reshape(-1, *gt.shape[-2:]), embedding))
+                        if label == next(iter(cfid_rows)):
+                            emb_x.append(embed(gt, embedding).repeat_interleave(n, dim=0))
+                            emb_y.append(embed(torch.cat(zf_parts), embedding).repeat_interleave(n, dim=0))
+                scores[label].volumes.append(VolumeScore(s.name, fname, int(gt.shape[0]), metrics))
+                say(f"{label} {s.name} {fname}: ssim {metrics['ssim']:.4f} psnr {metrics['psnr']:.2f}")
+        if embedding is not None:
+            for label, rows in cfid_rows.items():
+                if rows:
+                    scores[label].set_metrics.setdefault(s.name, {})["cfid"] = cfid(
+                        torch.cat(emb_x), torch.cat(rows), torch.cat(emb_y))
+    return Evaluation(models=scores, sets=list(datasets), mask=mask, acceleration=float(acceleration),
+                      center_fraction=center_fraction, samples=samples if any_posterior else None)
+
+
+_TABLE_METRICS = ("ssim", "psnr", "nmse", "ssim_masked", "psnr_masked", "ssim_matched", "psnr_matched",
+                  "artifact", "apsd", "cfid")
+
+
+def markdown_table(evaluation: Evaluation, metrics: Sequence[str] | None = None) -> str:
+    """One row per (model, test set): the mean of each metric over volumes (``±`` std)."""
+    present = {k for sc in evaluation.models.values() for v in sc.volumes for k in v.metrics}
+    present |= {k for sc in evaluation.models.values() for d in sc.set_metrics.values() for k in d}
+    cols = [m for m in (metrics or _TABLE_METRICS) if m in present]
+    p_cols = sorted((k for k in present if re.fullmatch(r"(ssim|psnr)_p\d+", k)),
+                    key=lambda k: (k.split("_")[0], int(k.split("_p")[1])))
+    cols += [c for c in p_cols if c not in cols] if metrics is None else []
+    lines = ["| model | dataset | dist | vols | " + " | ".join(cols) + " |",
+             "|" + "---|" * (4 + len(cols))]
+    for label, sc in evaluation.models.items():
+        for s in evaluation.sets:
+            means, stds, nvol, _ = sc.summary(s.name)
+            if not nvol:
+                continue
+            cells = []
+            for c in cols:
+                if c not in means:
+                    cells.append("")
+                    continue
+                fmt = ".2f" if c.startswith("psnr") else ".4g" if c in ("nmse", "artifact", "cfid", "apsd") else ".4f"
+                cell = format(means[c], fmt)
+                if c in stds and nvol > 1:
+                    cell += " ± " + format(stds[c], fmt)
+                cells.append(cell)
+            lines.append(f"| {label} | {s.name} | {s.distribution} | {nvol} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def robustness_plot(evaluation: Evaluation, path: str | os.PathLike[str], metric: str = "ssim") -> Path | None:
+    """Effective-robustness scatter (Lin & Heckel 2024, Fig. 4): mean OOD ``metric`` against mean
+    in-distribution ``metric``, one point per model, with ``y = x`` and a least-squares line.
+
+    Returns ``None`` (and writes nothing) when the evaluation lacks ID or OOD sets."""
+    ids = [s.name for s in evaluation.sets if s.distribution == "in"]
+    oods = [s.name for s in evaluation.sets if s.distribution == "out"]
+    if not ids or not oods:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    pts: list[tuple[str, float, float]] = []
+    for label, sc in evaluation.models.items():
+        xs = [sc.summary(n)[0].get(metric, math.nan) for n in ids]
+        ys = [sc.summary(n)[0].get(metric, math.nan) for n in oods]
+        pts.append((label, float(np.nanmean(xs)), float(np.nanmean(ys))))
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    x = np.array([p[1] for p in pts])
+    y = np.array([p[2] for p in pts])
+    ax.scatter(x, y, zorder=3)
+    for label, xi, yi in pts:
+        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    lo, hi = float(np.nanmin(np.r_[x, y])), float(np.nanmax(np.r_[x, y]))
+    pad = 0.05 * (hi - lo or 1.0)
+    grid = np.array([lo - pad, hi + pad])
+    ax.plot(grid, grid, "k--", lw=0.8, label="y = x")
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() >= 2 and np.ptp(x[ok]) > 0:
+        slope, icpt = np.polyfit(x[ok], y[ok], 1)
+        ax.plot(grid, slope * grid + icpt, "C1-", lw=1, label="linear fit")
+    ax.set_xlabel(f"in-distribution {metric.upper()} ({', '.join(ids)})")
+    ax.set_ylabel(f"out-of-distribution {metric.upper()} ({', '.join(oods)})")
+    ax.set_title(f"R = {evaluation.acceleration:g}, {evaluation.mask}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,485 @@
+"""Reconstructing fastMRI-convention volumes with a zoo model, slice batch by slice batch.
+
+:func:`reconstruct_file` reads one ``.h5`` volume, undersamples fully sampled k-space
+retrospectively (mask seeded from the file name, as fastMRI's test set is) or uses the stored
+``mask``, runs the model on all slices and writes a fastMRI-convention output file
+(``reconstruction`` ``[slices, H, W]`` float32 plus the attributes fastMRI's ``evaluate.py``
+reads), atomically. :func:`reconstruct_path` does the same for a folder of volumes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from mrizoo._atomic import atomic_file
+from mrizoo.data.fastmri_h5 import FastMRIVolume
+from mrizoo.errors import InputError
+from mrizoo.masks import create_mask, mask_params, seed_from_name
+from mrizoo.physics.coils import rss
+from mrizoo.physics.fft import ifft2c
+
+__all__ = ["ReconstructResult", "reconstruct_file", "reconstruct_path", "resolve_model", "default_output"]
+
+log = logging.getLogger("mrizoo.reconstruct")
+
+_TRAINED_TOLERANCE = 0.2  # relative gap between a measured and a trained acceleration still "inside"
+
+
+@dataclass
+class ReconstructResult:
+    """What one reconstructed volume got: where it went and how it was made."""
+
+    input: Path
+    output: Path
+    num_slices: int
+    acceleration: float
+    center_fraction: float
+    mask: str
+    batch_size: int
+    acceleration_outside_training: bool
+    figure: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (f"{self.input} -> {self.output}: {self.num_slices} slices, mask {self.mask}, "
+                f"R={self.acceleration:.3g}, centre fraction {self.center_fraction:.3g}")
+        if self.acceleration_outside_training:
+            text += " (acceleration outside the model's training range)"
+        return text
+
+
+# ----------------------------------------------------------------------------- models
+def resolve_model(model: str | os.PathLike[str] | nn.Module, device: torch.device) -> nn.Module:
+    """A model in eval mode on ``device`` from a zoo name, ``hf-hub:`` spec, checkpoint folder or module."""
+    if isinstance(model, nn.Module):
+        return model.to(device).eval()
+    from mrizoo.zoo.factory import load
+
+    return load(model, map_location=device).eval()
+
+
+def _model_name(model: nn.Module) -> str:
+    entry = getattr(model, "zoo_entry", None)
+    return str(getattr(entry, "name", None) or type(model).__name__)
+
+
+def _task(model: nn.Module) -> Any:
+    return getattr(getattr(model, "zoo_entry", None), "task", None)
+
+
+def _needs_coils(model: nn.Module) -> bool:
+    """Whether the model cannot take single-coil k-space (learned multi-coil models, SENSE-based methods)."""
+    if getattr(model, "needs_maps", False):
+        return True
+    entry = getattr(model, "zoo_entry", None)
+    task = _task(model)
+    builtin = getattr(getattr(entry, "weights", None), "kind", None) == "builtin"
+    return bool(task is not None and task.coils == "multi" and not builtin)
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _pick_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError("unknown device", field="device", expected="e.g. 'cpu', 'cuda', 'cuda:1'",
+                         got=repr(device)) from None
+
+
+# ------------------------------------------------------------------------------ masks
+def _center_fraction_of(lines: torch.Tensor) -> float:
+    """Fraction of columns in the contiguous sampled run through the centre column."""
+    n = lines.numel()
+    cent = n // 2
+    if not bool(lines[cent]):
+        return 0.0
+    lo = cent
+    while lo > 0 and bool(lines[lo - 1]):
+        lo -= 1
+    hi = cent
+    while hi < n - 1 and bool(lines[hi + 1]):
+        hi += 1
+    return (hi - lo + 1) / n
+
+
+@dataclass
+class _MaskChoice:
+    mask: torch.Tensor  # bool [H, W]
+    name: str
+    acceleration: float  # nominal (requested) or measured for stored masks
+    center_fraction: float
+    retrospective: bool
+
+
+def _choose_mask(
+    vol: FastMRIVolume, model: nn.Module, shape: tuple[int, int], mask_name: str | None,
+    acceleration: float | None, center_fraction: float | None,
+) -> _MaskChoice:
+    h, w = shape
+    stored = vol.mask()
+    if stored is not None:
+        given = [n for n, v in (("mask", mask_name), ("acceleration", acceleration),
+                                ("center_fraction", center_fraction)) if v is not None]
+        if given:
+            log.warning("%s holds a sampling mask; ignoring %s", vol.path, ", ".join(given))
+        full = stored.expand(h, w) if stored.ndim == 1 else stored
+        sampled = int(full.sum())
+        if sampled == 0:
+            raise InputError("the stored mask samples nothing", path=vol.path, field="mask",
+                             expected="at least one sampled column")
+        profile = full.any(dim=0)
+        return _MaskChoice(full.clone(), "stored", h * w / sampled, _center_fraction_of(profile), False)
+
+    task = _task(model)
+    name = mask_name or (task.mask if task is not None and task.mask else "equispaced")
+    if acceleration is None:
+        acceleration = float(task.accelerations[0]) if task is not None and task.accelerations else 4.0
+    params_ok = mask_params(name)
+    params: dict[str, Any] = {}
+    if params_ok is None or "acceleration" in params_ok:
+        params["acceleration"] = int(acceleration) if float(acceleration).is_integer() else acceleration
+    if params_ok is None or "center_fraction" in params_ok:
+        if center_fraction is None:
+            fractions = tuple(task.center_fractions) if task is not None else ()
+            accs = tuple(float(a) for a in task.accelerations) if task is not None else ()
+            if fractions and len(fractions) == len(accs) and float(acceleration) in accs:
+                center_fraction = float(fractions[accs.index(float(acceleration))])
+            else:
+                center_fraction = 0.32 / float(acceleration)  # fastMRI: 0.08 at R=4, 0.04 at R=8
+        params["center_fraction"] = center_fraction
+    elif center_fraction is not None:
+        raise InputError(f"mask {name!r} takes no centre fraction", field="center_fraction",
+                         expected="no --center-fraction", got=center_fraction)
+    made = create_mask(name, (h, w), seed=seed_from_name(vol.path), **params)
+    if made.num_low_frequencies is not None:
+        frac = made.num_low_frequencies / w
+    else:
+        frac = float(params.get("center_fraction", float("nan")))
+    return _MaskChoice(made.mask.to(torch.bool), name, float(acceleration), frac, True)
+
+
+def _outside_training(model: nn.Module, choice: _MaskChoice) -> bool:
+    task = _task(model)
+    trained = tuple(float(a) for a in task.accelerations) if task is not None else ()
+    if not trained:
+        return False
+    if choice.retrospective:
+        return not any(math.isclose(choice.acceleration, a, rel_tol=1e-6) for a in trained)
+    return min(abs(choice.acceleration - a) / a for a in trained) > _TRAINED_TOLERANCE
+
+
+# ---------------------------------------------------------------------------- running
+class _Runner:
+    """Calls the model on slice batches, halving the batch on out-of-memory errors."""
+
+    def __init__(self, model: nn.Module, batch_size: int, samples: int | None, upsample: int,
+                 generator_seed: int | None) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.samples = samples
+        self.upsample = upsample
+        self.generator_seed = generator_seed
+        self.halvings: list[int] = []
+
+    def _call(self, ks: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                     torch.Tensor | None]:
+        kw: dict[str, Any] = {}
+        if self.upsample != 1:
+            kw["upsample"] = self.upsample
+        if self.samples is not None:
+            if self.generator_seed is not None and _accepts(self.model.sample, "generator"):
+                kw["generator"] = torch.Generator(device=ks.device).manual_seed(self.generator_seed)
+            out = self.model.sample(ks, mask, n=self.samples, **kw)
+            return out.mean, out.std, out.samples
+        if self.generator_seed is not None and _accepts(self.model.reconstruct, "generator"):
+            kw["generator"] = torch.Generator(device=ks.device).manual_seed(self.generator_seed)
+        return self.model.reconstruct(ks, mask, **kw), None, None
+
+    def run(self, kspace_of: Any, n: int, mask: torch.Tensor, device: torch.device,
+            progress: bool, desc: str) -> dict[str, np.ndarray]:
+        from tqdm.auto import tqdm
+
+        parts: dict[str, list[np.ndarray]] = {"reconstruction": [], "std": [], "samples": []}
+        mask = mask.to(device)
+        bar = tqdm(total=n, desc=desc, unit="slice", disable=not progress, leave=False)
+        start = 0
+        try:
+            while start < n:
+                stop = min(n, start + self.batch_size)
+                ks = torch.stack([kspace_of(i) for i in range(start, stop)]).to(device)
+                try:
+                    with torch.no_grad():
+                        recon, std, samples = self._call(ks, mask)
+                except torch.OutOfMemoryError:
+                    if self.batch_size == 1:
+                        raise
+                    del ks
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    self.batch_size = max(1, self.batch_size // 2)
+                    self.halvings.append(self.batch_size)
+                    log.warning("out of memory at slices %d-%d; retrying with batch size %d",
+                                start, stop - 1, self.batch_size)
+                    continue
+                parts["reconstruction"].append(recon.detach().float().cpu().numpy())
+                if std is not None:
+                    parts["std"].append(std.detach().float().cpu().numpy())
+                    parts["samples"].append(samples.detach().float().cpu().numpy())
+                bar.update(stop - start)
+                start = stop
+        finally:
+            bar.close()
+        out = {"reconstruction": np.concatenate(parts["reconstruction"])}
+        if parts["std"]:
+            out["std"] = np.concatenate(parts["std"])
+            out["samples"] = np.concatenate(parts["samples"], axis=1)  # [P, slices, H, W]
+        return out
+
+
+def _write(out_path: Path, images: dict[str, np.ndarray], attrs: dict[str, Any], overwrite: bool) -> None:
+    if out_path.exists() and not overwrite:
+        raise InputError("output exists", path=out_path, expected="a new path, or --overwrite")
+    with atomic_file(out_path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            for key, arr in images.items():
+                f.create_dataset(key, data=np.ascontiguousarray(arr, dtype=np.float32))
+            for key, value in attrs.items():
+                f.attrs[key] = value
+
+
+def default_output(in_path: str | os.PathLike[str], model: str | os.PathLike[str] | nn.Module) -> Path:
+    """``<input stem>_<model>.h5`` next to an input file, ``<folder>_<model>`` next to an input folder."""
+    src = Path(in_path)
+    name = _model_name(model) if isinstance(model, nn.Module) else Path(os.fspath(model)).name
+    tag = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "recon"
+    if src.is_dir():
+        return src.parent / f"{src.name}_{tag}"
+    return src.with_name(f"{src.stem}_{tag}.h5")
+
+
+def _check_options(model: nn.Module, batch_size: int, samples: int | None, save_samples: bool,
+                   upsample: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError("batch size must be a positive integer", field="batch_size", got=batch_size)
+    if isinstance(upsample, bool) or not isinstance(upsample, int) or upsample < 1:
+        raise InputError("upsampling factor must be a positive integer", field="upsample", got=upsample)
+    if samples is not None:
+        if not getattr(model, "is_posterior", False):
+            raise InputError(f"{_model_name(model)} is not a posterior model", field="samples",
+                             expected="no --samples (or a posterior model such as rcgan)", got=samples)
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+            raise InputError("need at least two posterior samples for a mean and std", field="samples",
+                             expected="int >= 2", got=samples)
+    elif save_samples:
+        raise InputError("saving samples needs --samples", field="save_samples", expected="--samples P")
+    if upsample != 1:
+        fn = model.sample if samples is not None else model.reconstruct
+        if not _accepts(fn, "upsample"):
+            raise InputError(f"{_model_name(model)} does not support upsampling", field="upsample",
+                             expected="1 (upsampling is a VarNet option)", got=upsample)
+
+
+def reconstruct_file(
+    model: str | os.PathLike[str] | nn.Module,
+    in_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None = None,
+    *,
+    mask: str | None = None,
+    acceleration: float | None = None,
+    center_fraction: float | None = None,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    samples: int | None = None,
+    save_samples: bool = False,
+    upsample: int = 1,
+    overwrite: bool = False,
+    figure: str | os.PathLike[str] | None = None,
+    figure_slice: int | None = None,
+    seed: int | None = 0,
+    progress: bool = True,
+) -> ReconstructResult:
+    """Reconstruct every slice of one fastMRI-convention volume and write the result.
+
+    Fully sampled input is undersampled with ``mask`` (default: the model's training mask,
+    else ``equispaced``) at ``acceleration`` / ``center_fraction`` (defaults: the model's first
+    training acceleration, else 4; fastMRI's ``0.32 / R``), seeded from the file name. A
+    stored ``mask`` is used as is. Posterior models with ``samples=P`` store the sample mean
+    as ``reconstruction`` and the pixel-wise ``std`` (and all ``samples`` ``[P, slices, H, W]``
+    with ``save_samples``); ``seed`` fixes their noise. ``upsample`` passes to models that
+    support it (VarNet). An out-of-memory error halves the batch and retries.
+    """
+    dev = _pick_device(device)
+    src = Path(in_path)
+    if out_path is None:
+        out_path = default_output(src, model)
+    out = Path(out_path)
+    if out.exists() and not overwrite:
+        raise InputError("output exists", path=out, expected="a new path, or --overwrite")
+    if out.exists() and not out.is_file():
+        raise InputError("output exists and is not a file", path=out)
+    if src.exists() and out.exists() and src.resolve() == out.resolve():
+        raise InputError("output would replace the input", path=out, expected="another path")
+    net = resolve_model(model, dev)
+    _check_options(net, batch_size, samples, save_samples, upsample)
+
+    with FastMRIVolume(src) as vol:
+        n = vol.num_slices
+        h, w = vol.kspace_shape[-2:]
+        if not vol.multicoil and _needs_coils(net):
+            raise InputError(f"{_model_name(net)} needs multi-coil k-space", path=src, field="kspace",
+                             expected="[slices, coils, H, W]", got=f"single-coil shape {vol.kspace_shape}")
+        choice = _choose_mask(vol, net, (h, w), mask, acceleration, center_fraction)
+        outside = _outside_training(net, choice)
+        task = _task(net)
+        if outside:
+            msg = (f"{src}: acceleration {choice.acceleration:.3g} is outside what {_model_name(net)} "
+                   f"was trained for ({', '.join(f'{a:g}' for a in task.accelerations)})")
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            log.warning(msg)
+
+        def kspace_of(i: int) -> torch.Tensor:
+            ks = vol.kspace(i)
+            if ks.ndim == 2:
+                ks = ks.unsqueeze(0)
+            return ks * choice.mask
+
+        runner = _Runner(net, batch_size, samples, upsample, seed)
+        images = runner.run(kspace_of, n, choice.mask, dev, progress, src.name)
+        if not save_samples:
+            images.pop("samples", None)
+        attrs_in = vol.attrs
+        from mrizoo import __version__
+
+        attrs: dict[str, Any] = {k: attrs_in[k] for k in ("acquisition", "max", "patient_id") if k in attrs_in}
+        attrs.update({
+            "model": _model_name(net),
+            "model_source": os.fspath(model) if not isinstance(model, nn.Module) else _model_name(net),
+            "mask": choice.name,
+            "acceleration": float(choice.acceleration),
+            "center_fraction": float(choice.center_fraction),
+            "retrospective_undersampling": choice.retrospective,
+            "acceleration_outside_training": outside,
+            "mrizoo_version": __version__,
+            "input_file": src.name,
+            "batch_size": int(runner.batch_size),
+            "batch_size_requested": int(batch_size),
+            "oom_batch_halvings": len(runner.halvings),
+            "upsample": int(upsample),
+        })
+        if samples is not None:
+            attrs["num_samples"] = int(samples)
+        if trained := (tuple(task.accelerations) if task is not None else ()):
+            attrs["trained_accelerations"] = np.asarray(trained, dtype=np.float64)
+        _write(out, images, attrs, overwrite)
+
+        fig_path = None
+        if figure is not None:
+            fig_path = _figure(Path(figure), vol, choice, images, figure_slice, _model_name(net), overwrite)
+
+    notes = [f"out of memory: batch size halved to {b}" for b in runner.halvings]
+    result = ReconstructResult(src, out, n, choice.acceleration, choice.center_fraction, choice.name,
+                               runner.batch_size, outside, fig_path, notes)
+    log.debug(result.summary())
+    return result
+
+
+def _figure(path: Path, vol: FastMRIVolume, choice: _MaskChoice, images: dict[str, np.ndarray],
+            index: int | None, model_name: str, overwrite: bool) -> Path:
+    from mrizoo.figures import save_panels
+    from mrizoo.metrics import psnr, ssim
+
+    n = vol.num_slices
+    i = n // 2 if index is None else index
+    if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
+        raise InputError("slice index out of range", path=vol.path, field="figure_slice",
+                         expected=f"0 <= index < {n}", got=index)
+    i %= n
+    if path.exists() and not overwrite:
+        raise InputError("figure exists", path=path, expected="a new path, or --overwrite")
+    ks = vol.kspace(i)
+    ks = ks.unsqueeze(0) if ks.ndim == 2 else ks
+    recon = torch.from_numpy(images["reconstruction"][i])
+    zf = rss(ifft2c(ks * choice.mask))
+    panels: dict[str, torch.Tensor] = {}
+    captions: dict[str, str] = {}
+    if choice.retrospective:
+        target = rss(ifft2c(ks))
+        maxval = float(target.max())
+        panels["target"] = target
+        for key, img in (("zero-filled", zf), ("reconstruction", recon)):
+            captions[key] = (f"PSNR {psnr(target, img, maxval):.2f} dB, "
+                             f"SSIM {ssim(target, img, maxval):.3f}")
+    panels["zero-filled"] = zf
+    panels["reconstruction"] = recon
+    if choice.retrospective:
+        panels["error x5"] = (recon - panels["target"]).abs() * 5
+    if "std" in images:
+        panels["std x5"] = torch.from_numpy(images["std"][i]) * 5
+    title = (f"{vol.path.name} slice {i}: {model_name}, mask {choice.name}, "
+             f"R={choice.acceleration:.3g}")
+    return save_panels(path, panels, errors=False, captions=captions, suptitle=title)
+
+
+def reconstruct_path(
+    model: str | os.PathLike[str] | nn.Module,
+    in_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None = None,
+    *,
+    figure: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    device: str | torch.device | None = None,
+    **options: Any,
+) -> list[ReconstructResult]:
+    """:func:`reconstruct_file` for a file, or for every ``*.h5`` in a folder (OUT is then a folder).
+
+    In folder mode every output name is checked before any work starts, ``figure`` names a
+    folder of PNGs, and the model is loaded once.
+    """
+    src = Path(in_path)
+    if out_path is None:
+        out_path = default_output(src, model)
+    if not src.is_dir():
+        return [reconstruct_file(model, src, out_path, figure=figure, overwrite=overwrite, device=device,
+                                 **options)]
+    files = sorted(p for p in src.iterdir() if p.suffix == ".h5" and p.is_file())
+    if not files:
+        raise InputError("no .h5 volumes in the folder", path=src, expected="files named *.h5")
+    out_dir = Path(out_path)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("input is a folder, so the output must be one too", path=out_dir)
+    targets = [out_dir / f.name for f in files]
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{len(existing)} output file(s) exist", path=out_dir,
+                         expected="new names, or --overwrite", got=[t.name for t in existing[:5]])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = resolve_model(model, _pick_device(device))
+    fig_dir = Path(figure) if figure is not None else None
+    if fig_dir is not None:
+        fig_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for f, t in zip(files, targets):
+        fig = fig_dir / f"{f.stem}.png" if fig_dir is not None else None
+        results.append(reconstruct_file(net, f, t, figure=fig, overwrite=overwrite, device=device, **options))
+    return results
