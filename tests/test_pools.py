@@ -16,6 +16,7 @@ import torch
 from mrizoo.data.slices import collate_samples
 from mrizoo.data.synthetic import make_test_volume
 from mrizoo.errors import InputError
+from mrizoo.pools.minipool import MINIPOOL_DATASETS
 from mrizoo.pools.columns import KNOWN_DATASETS, contrast_from_protocol, dataset_defaults, nominal_field_strength
 from mrizoo.pools.index import SliceIndex, build_slice_index
 from mrizoo.pools.sampling import PoolSampler, apportion
@@ -68,7 +69,7 @@ def test_shipped_pools_round_trip_and_use_catalog_names() -> None:
         assert spec.name == name
         assert pool_from_dict(spec.to_dict(), source=spec.source) == spec
         for sel in (*spec.train, *(s for v in spec.test.values() for s in v)):
-            assert set(sel.conditions.get("dataset", ())) <= set(KNOWN_DATASETS)
+            assert set(sel.conditions.get("dataset", ())) <= set(KNOWN_DATASETS) | set(MINIPOOL_DATASETS)
 
 
 def _datasets(selections) -> set[str]:

@@ -34,6 +34,7 @@ from mrizoo.errors import InputError
 
 __all__ = [
     "MANIFEST_NAME",
+    "MINIPOOL_DATASETS",
     "MiniPoolConfig",
     "MiniPoolResult",
     "build_minipool",
@@ -187,6 +188,10 @@ class MiniPoolConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise InputError("must be a whole number", field="seed", got=repr(self.seed))
 
+
+#: The ``dataset`` values written by :func:`build_minipool` (what the shipped ``mini`` pool selects).
+MINIPOOL_DATASETS = ("mini_colin_axial", "mini_colin_coronal", "mini_colin_sagittal", "mini_macaque",
+                     "mini_brain_real", "mini_knee_real")
 
 @dataclass(frozen=True)
 class _Job:
