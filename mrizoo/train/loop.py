@@ -226,13 +226,10 @@ def _hardware(accelerator: Any) -> str:
 
 def _copy_checkpoint(src: Path, dst: Path, extra_files: dict[str, str]) -> Path:
     """Copy a checkpoint folder (config + weights) plus ``extra_files`` (name -> text) atomically."""
+    from mrizoo._atomic import atomic_dir
     from mrizoo.hub.format import CONFIG_NAME, WEIGHTS_NAME
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_dir(dst) as tmp:
         if dst.is_dir():  # keep files such as a model card
             for item in dst.iterdir():
                 if item.is_file() and item.name not in (CONFIG_NAME, WEIGHTS_NAME, *extra_files):
@@ -241,17 +238,6 @@ def _copy_checkpoint(src: Path, dst: Path, extra_files: dict[str, str]) -> Path:
             shutil.copy2(src / name, tmp / name)
         for name, text in extra_files.items():
             (tmp / name).write_text(text)
-        old = dst.with_name(f".{dst.name}.old")
-        if dst.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(dst, old)
-            os.replace(tmp, dst)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst
 
 
