@@ -29,3 +29,22 @@ def brain_kspace(realdata: Path) -> np.ndarray:
     from mrizoo.data.bart import read_cfl
 
     return np.ascontiguousarray(np.squeeze(read_cfl(realdata / "brain_t1_8ch_full")).transpose(2, 0, 1))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch intra-op thread: the tensors in these tests are tiny, and two threads on a busy
+    two-core machine spend their time synchronising (restored afterwards)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def private_mrizoo_home(monkeypatch, tmp_path):
+    """A private MRIZOO_HOME (nothing reaches the user's local zoo) and no pool root from the environment."""
+    monkeypatch.setenv("MRIZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MRIZOO_POOL_ROOT", raising=False)

@@ -25,16 +25,8 @@ from mrizoo.models.langevin import (
 )
 from mrizoo.models.ncsnv2 import NCSNV2_JALAL2021, NCSNV2_TINY, NCSNv2, NCSNv2Config, build_ncsnv2, sigmas
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tensors here are tiny: one thread avoids thread synchronisation dominating (and stalling
-    on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -22,16 +22,9 @@ from mrizoo.models.rcgan import (
 )
 from mrizoo.physics import coil_compress, fft2c
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = RCGAN_TINY
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tensors here are tiny: one thread avoids thread synchronisation dominating."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _data(b: int = 2, c: int = 4, h: int = 30, w: int = 21, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

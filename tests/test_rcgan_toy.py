@@ -27,6 +27,8 @@ from torch import nn
 
 from mrizoo.train.losses import rcgan_generator_loss, sd_reward_coefficient
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 NOISE_STD = 0.75
 SHRINK = 1.0 / (1.0 + NOISE_STD**2)  # posterior mean = SHRINK * y
 POST_STD = math.sqrt(NOISE_STD**2 / (1.0 + NOISE_STD**2))  # 0.6
@@ -84,14 +86,6 @@ def conditional_stats(g: ToyGenerator, n: int = 20000) -> list[tuple[float, floa
             s = g(torch.full((n, 1), y), torch.randn(n, 1, generator=rng))
             out.append((y, s.mean().item() - SHRINK * y, s.std().item() / POST_STD))
     return out
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_coefficient_is_the_papers_beta_sd_n() -> None:

@@ -31,6 +31,8 @@ import mrizoo.cli
 from mrizoo.train.loop import TrainOptions, train
 from mrizoo.train.recipe import load_recipe
 
+pytestmark = pytest.mark.usefixtures("one_thread", "private_mrizoo_home")
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 
@@ -56,17 +58,6 @@ def _covered_by_train_loop_tests() -> set[str]:
 ALL_RECIPES = _training_recipes()
 COVERED_ELSEWHERE = _covered_by_train_loop_tests()
 HERE = [n for n in ALL_RECIPES if n not in COVERED_ELSEWHERE]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch, tmp_path):
-    """One intra-op thread and a private MRIZOO_HOME (nothing reaches the user's local zoo)."""
-    monkeypatch.setenv("MRIZOO_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MRIZOO_POOL_ROOT", raising=False)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_every_training_recipe_is_smoke_run():

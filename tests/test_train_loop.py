@@ -19,6 +19,8 @@ from mrizoo.train.data import ShardedVolumeBatches, draw_masks, validation_batch
 from mrizoo.train.loop import TrainOptions, train, weights_digest
 from mrizoo.train.recipe import MaskSpec
 
+pytestmark = pytest.mark.usefixtures("one_thread", "private_mrizoo_home")
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 
@@ -42,17 +44,6 @@ training:
   checkpoint: {{keep: 2}}
   seed: 3
 """
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch, tmp_path):
-    """One intra-op thread (tiny tensors; avoids oversubscription) and a private MRIZOO_HOME."""
-    monkeypatch.setenv("MRIZOO_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MRIZOO_POOL_ROOT", raising=False)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _recipe(tmp_path: Path, name: str = "unet-tiny", *, lr: float = 1e-2, steps: int = 6, validate_every: int = 2,

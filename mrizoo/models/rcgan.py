@@ -48,6 +48,8 @@ from mrizoo.physics.coils import rss, sense_combine
 from mrizoo.physics.fft import fft2c, ifft2c
 
 __all__ = [
+    "normalized_measurement",
+    "stack_coils",
     "RCGANConfig",
     "RCGAN",
     "RCGANGenerator",
@@ -251,7 +253,7 @@ class RCGANDiscriminator(nn.Module):
 # ------------------------------------------------------------------------------ model
 
 
-def _stack(coil_images: torch.Tensor) -> torch.Tensor:
+def stack_coils(coil_images: torch.Tensor) -> torch.Tensor:
     """Complex ``[B, C, H, W]`` -> real ``[B, 2C, H, W]`` as ``[real(C), imag(C)]``."""
     return torch.cat([coil_images.real, coil_images.imag], dim=1)
 
@@ -260,6 +262,20 @@ def _unstack(x: torch.Tensor) -> torch.Tensor:
     """Real ``[B, 2C, H, W]`` (``[real(C), imag(C)]``) -> complex ``[B, C, H, W]``."""
     c = x.shape[1] // 2
     return torch.complex(x[:, :c].float(), x[:, c:].float())
+
+
+def normalized_measurement(kspace: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The generator's conditioning ``y`` from masked k-space ``[B, C, H, W]``.
+
+    ``y`` is the zero-filled coil images stacked ``[real, imag]`` and standardised by a scalar
+    mean and std per item; returns ``(y, mean, std)`` (``[B, 1, 1, 1]``) so targets and samples
+    can be put in (or taken out of) the same normalised domain.
+    """
+    stacked = stack_coils(ifft2c(kspace))
+    mean = stacked.mean(dim=(1, 2, 3), keepdim=True)
+    std = stacked.std(dim=(1, 2, 3), keepdim=True)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return (stacked - mean) / std, mean, std
 
 
 def _data_consistency(coil_images: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -295,7 +311,7 @@ class RCGAN(ReconModel):
         out = self.generator(torch.cat([y, noise], dim=1))
         mask = mask.to(device=y.device, dtype=torch.bool).expand(b, h, w)
         k = _data_consistency(_unstack(out), fft2c(_unstack(y)), mask)
-        return _stack(ifft2c(k)).to(y.dtype)
+        return stack_coils(ifft2c(k)).to(y.dtype)
 
     # -- inference --------------------------------------------------------------------
     def _check_coils(self, kspace: torch.Tensor) -> None:
@@ -336,11 +352,7 @@ class RCGAN(ReconModel):
         _positive_int(n, "n")
         b, c, h, w = kspace.shape
         kspace = kspace * mask.unsqueeze(1)
-        stacked = _stack(ifft2c(kspace))
-        mean = stacked.mean(dim=(1, 2, 3), keepdim=True)
-        std = stacked.std(dim=(1, 2, 3), keepdim=True)
-        std = torch.where(std > 0, std, torch.ones_like(std))
-        y = (stacked - mean) / std
+        y, mean, std = normalized_measurement(kspace)
 
         m = 2**self.config.depth
         ph, pw = (-h) % m, (-w) % m

@@ -29,6 +29,7 @@ from torch import nn
 
 from mrizoo.data.slices import SampleBatch, center_crop
 from mrizoo.errors import InputError
+from mrizoo.models.rcgan import normalized_measurement, stack_coils
 from mrizoo.physics.coils import coil_compress, sense_combine
 from mrizoo.physics.fft import ifft2c
 from mrizoo.train.recipe import DSMParams, RCGANParams, TrainingRecipe, loss_params
@@ -219,10 +220,6 @@ class SupervisedTask(Task):
 # ----------------------------------------------------------------------------------- rcGAN
 
 
-def _stack(coil_images: torch.Tensor) -> torch.Tensor:
-    return torch.cat([coil_images.real, coil_images.imag], dim=1)
-
-
 class RCGANTask(Task):
     """rcGAN: a critic step, then a generator step with ``p_train`` samples per item."""
 
@@ -270,12 +267,8 @@ class RCGANTask(Task):
         full = self._coils(batch.kspace)
         b, _, h, w = full.shape
         under = full * mask.unsqueeze(1)
-        y_raw = _stack(ifft2c(under))
-        mean = y_raw.mean(dim=(1, 2, 3), keepdim=True)
-        std = y_raw.std(dim=(1, 2, 3), keepdim=True)
-        std = torch.where(std > 0, std, torch.ones_like(std))
-        y = (y_raw - mean) / std
-        x = (_stack(ifft2c(full)) - mean) / std
+        y, mean, std = normalized_measurement(under)
+        x = (stack_coils(ifft2c(full)) - mean) / std
         nz = self.config.noise_chans
         gen_module = acc.unwrap_model(self.gen)
         critic_module = acc.unwrap_model(self.critic)
