@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Any, TypeVar, Union
 
 from mrizoo.errors import InputError
 
-__all__ = ["from_dict", "to_dict"]
+__all__ = ["from_dict", "to_dict", "read_yaml_section"]
 
 T = TypeVar("T")
 
@@ -108,6 +109,25 @@ def from_dict(cls: type[T], data: Any, *, source: str | None = None, prefix: str
         if isinstance(err, InputError):
             raise
         raise InputError(str(err), path=source, field=where) from None
+
+
+def read_yaml_section(path: Any, key: str, text: str | None = None) -> tuple[dict[str, Any], Any]:
+    """Read a YAML file (or its ``text``) and return ``(document, document[key])``.
+
+    Unreadable files, invalid YAML and a missing ``key`` are ``InputError``s naming the file.
+    """
+    import yaml
+
+    source = str(path)
+    try:
+        doc = yaml.safe_load(Path(path).read_text() if text is None else text)
+    except yaml.YAMLError as err:
+        raise InputError(f"not valid YAML: {err}", path=source) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError("file cannot be read", path=source, got=str(err)) from None
+    if not isinstance(doc, dict) or key not in doc:
+        raise InputError(f"no '{key}' mapping", path=source, field=key)
+    return doc, doc[key]
 
 
 def to_dict(obj: Any) -> Any:

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
 
-from mrizoo._dataclass_io import from_dict
+from mrizoo._dataclass_io import from_dict, read_yaml_section
 from mrizoo.data.converters.spec import ConversionSpec, ViewGeometry
 from mrizoo.errors import InputError
 
@@ -172,14 +171,7 @@ class DatasetEntry:
 def read_dataset_file(path: str | Path, text: str | None = None) -> DatasetEntry:
     """Parse the ``dataset:`` mapping of one catalog file into a validated entry."""
     source = str(path)
-    try:
-        doc = yaml.safe_load(Path(path).read_text() if text is None else text)
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", path=source) from None
-    except OSError as err:
-        raise InputError("catalog file cannot be read", path=source, got=str(err)) from None
-    if not isinstance(doc, dict) or "dataset" not in doc:
-        raise InputError("no 'dataset' mapping", path=source, field="dataset")
+    doc, _ = read_yaml_section(path, "dataset", text)
     extra = sorted(set(doc) - {"dataset"})
     if extra:
         raise InputError(f"unknown top-level key(s) {extra}", path=source, expected="only 'dataset'")

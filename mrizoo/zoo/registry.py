@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from mrizoo._dataclass_io import from_dict
+from mrizoo._dataclass_io import from_dict, read_yaml_section
 from mrizoo.errors import InputError, MrizooError
 from mrizoo.zoo.entry import ModelEntry
 from mrizoo.zoo.names import closest_names, match_names
@@ -38,13 +38,8 @@ class UnknownModelError(MrizooError, KeyError):
 def read_entry_file(path: str | Path, text: str | None = None) -> ModelEntry:
     """Parse the ``entry:`` mapping of one entry file into a validated :class:`ModelEntry`."""
     source = str(path)
-    try:
-        doc = yaml.safe_load(Path(path).read_text() if text is None else text)
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", path=source) from None
-    if not isinstance(doc, dict) or "entry" not in doc:
-        raise InputError("no 'entry' mapping", path=source, field="entry")
-    entry = from_dict(ModelEntry, doc["entry"], source=source, prefix="entry")
+    _, section = read_yaml_section(path, "entry", text)
+    entry = from_dict(ModelEntry, section, source=source, prefix="entry")
     stem = Path(path).name.removesuffix(".yaml")
     if stem != entry.name:
         raise InputError("file name must be the entry name", path=source, field="entry.name",
