@@ -1,7 +1,8 @@
-"""The demo (README's first command) offline: synthetic and real input, figure, bad input."""
+"""The demo (README's first command): shipped scan + shipped models offline, real input, bad input."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,26 +14,64 @@ from mrizoo.demo import DemoConfig, run_demo
 from mrizoo.errors import InputError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_on_real_brain_writes_figure_and_beats_zero_filled(realdata: Path, tmp_path: Path) -> None:
+def test_readme_demo_runs_offline_in_a_fresh_process(tmp_path: Path) -> None:
+    """`mrizoo demo` with no network, an empty HF cache and an empty local zoo: everything it needs ships."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MRIZOO_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), MRIZOO_HOME=str(tmp_path / "home"),
+               HF_ENDPOINT="http://127.0.0.1:9", OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-m", "mrizoo", "demo", "--out", "demo.png"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    assert "shipped scan brain_t1_8ch_r4.h5" in out and "R = 4.09" in out
+    for method in ("zero-filled", "CG-SENSE", "L1-wavelet", "varnet-mini-r4", "rcgan-mini-r4"):
+        assert method in out, out
+    assert "rcgan-mini-r4: mean posterior std" in out
+    assert (tmp_path / "demo.png").read_bytes()[:8] == PNG_MAGIC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.png", "hf", "home"] or \
+        not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))
+    assert not list((tmp_path / "hf").rglob("*.safetensors"))  # nothing fetched
+
+
+def test_demo_scores_every_method_against_the_reference(tmp_path: Path) -> None:
     out = tmp_path / "fig" / "demo.png"
-    res = run_demo(DemoConfig(input=realdata / "brain_t1_8ch_full.cfl", output=out))
-    assert out.read_bytes()[:8] == PNG_MAGIC
-    assert res.shape == (8, 230, 180)
-    assert 3.8 < res.acceleration < 4.3
-    # measured: zero-filled SSIM 0.68 / 22.2 dB, CG-SENSE 0.82 / 29.0 dB, L1-wavelet 0.88 / 32.0 dB
+    res = run_demo(DemoConfig(output=out, samples=4))
+    assert res.shape == (8, 230, 180) and 4.0 < res.acceleration < 4.2
     zf, cg, l1 = (res.metrics[k] for k in ("zero-filled", "CG-SENSE", "L1-wavelet"))
-    assert cg["psnr"] > zf["psnr"] + 4 and cg["ssim"] > zf["ssim"] + 0.08
-    assert l1["psnr"] > cg["psnr"] + 1 and l1["ssim"] > cg["ssim"]
+    varnet, rcgan = res.metrics["varnet-mini-r4"], res.metrics["rcgan-mini-r4"]
+    assert cg["psnr"] > zf["psnr"] + 3 and l1["psnr"] > cg["psnr"]
+    assert varnet["ssim"] > zf["ssim"] + 0.1 and rcgan["ssim"] > zf["ssim"] + 0.05
+    assert res.mean_std["rcgan-mini-r4"] > 0
+    assert out.read_bytes()[:8] == PNG_MAGIC
     assert [p.name for p in out.parent.iterdir()] == ["demo.png"]  # no temp files left
 
 
-def test_demo_cli_synthetic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_on_a_fully_sampled_real_file_undersamples_it(realdata: Path, tmp_path: Path) -> None:
     out = tmp_path / "demo.png"
-    assert main(["demo", "--out", str(out), "--acceleration", "4"]) == 0
+    res = run_demo(DemoConfig(input=realdata / "brain_t1_8ch_full.cfl", acceleration=8, center_fraction=0.04,
+                              models=("varnet-mini-r4",), baselines=False, output=out))
+    assert 7.5 < res.acceleration < 8.6 and res.source.endswith("brain_t1_8ch_full.cfl")
+    assert set(res.metrics) == {"zero-filled", "varnet-mini-r4"}
+    assert res.metrics["varnet-mini-r4"]["ssim"] > res.metrics["zero-filled"]["ssim"]
+
+
+def test_demo_cli_without_reference_prints_timings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An undersampled file without a fully sampled reference: reconstructions and figure, no metrics."""
+    import h5py
+
+    from mrizoo.demo import demo_scan_path
+
+    scan = tmp_path / "no_ref.h5"
+    with h5py.File(demo_scan_path(), "r") as src, h5py.File(scan, "w") as dst:
+        dst["kspace"], dst["mask"] = src["kspace"][()], src["mask"][()]
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--input", str(scan), "--model", "varnet-mini-r4", "--no-baselines",
+                 "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "synthetic 8-coil phantom" in text and "L1-wavelet" in text and str(out) in text
+    assert "no fully sampled reference in the input: no metrics" in text and "varnet-mini-r4" in text
     assert out.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -44,6 +83,17 @@ def test_demo_rejects_unsupported_input(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["demo", "--input", str(bad), "--out", str(tmp_path / "x.png")]) == 2
     assert "expected a fastMRI .h5 file" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_demo_rejects_unknown_model_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--model", "varnet-mini-r5", "--out", str(tmp_path / "x.png")]) == 2
+    assert "varnet-mini-r4" in capsys.readouterr().err  # the closest name is suggested
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_demo_needs_two_samples_for_a_std() -> None:
+    with pytest.raises(InputError, match="samples"):
+        DemoConfig(samples=1)
 
 
 def test_help_works_in_a_fresh_interpreter() -> None:

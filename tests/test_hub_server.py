@@ -1,10 +1,10 @@
 """Round trip over HTTP through the real ``huggingface_hub`` client, in a fresh process.
 
-A tiny VarNet is saved with ``save_pretrained`` and committed to a local git repo; ``olah``
-(a Hub mirror, serving local git repos with its ``mirrors-path`` option) serves it on
-127.0.0.1. A zoo entry pins the repo, the commit sha and the sha256 of model.safetensors;
-a new Python process with ``HF_ENDPOINT`` and ``HF_HOME`` set loads it by name and must give
-bit-identical outputs to the original model; then, with the server stopped and
+The checkpoint that ships with the package for ``varnet-mini-r4`` (the demo weights) is
+committed, as is, to a local git repo; ``olah`` (a Hub mirror, serving local git repos with
+its ``mirrors-path`` option) serves it on 127.0.0.1. A zoo entry pins the repo, the commit sha
+and the sha256 of model.safetensors; a new Python process with ``HF_ENDPOINT`` and ``HF_HOME``
+set loads it by name and must give bit-identical outputs to ``mrizoo.load("varnet-mini-r4")``; then, with the server stopped and
 ``HF_HUB_OFFLINE=1``, the same load works from the cache. The same round trip also runs
 against the small Hub-compatible server of tests/hub_server.py (so it runs where olah is
 not installed).
@@ -25,14 +25,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import mrizoo
-from hub_server import MiniHub, OlahServer, git_commit_folder, sample_input, tiny_entry
+from hub_server import MiniHub, OlahServer, git_commit_folder, sample_input
 from mrizoo.hub.download import ChecksumMismatchError, HubRepoNotFoundError
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="the git command is needed")
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "varnet-roundtrip-r4"
-REPO = "mrizoo-test/varnet-roundtrip"
+REPO = "mrizoo-test/varnet-mini-r4"
+SHIPPED = "varnet-mini-r4"
 
 _CHILD = """
 import json, sys
@@ -55,23 +56,25 @@ print(model.pretrained_from)
 """
 
 
+def _entry_like_shipped(weights: dict) -> dict:
+    """The mapping of a zoo entry like the shipped demo VarNet's, under another name and source."""
+    from mrizoo._dataclass_io import to_dict
+    from mrizoo.zoo import REGISTRY
+
+    doc = to_dict(REGISTRY.get(SHIPPED))
+    doc.update(name=NAME, weights=weights, recipe=None)
+    return doc
+
+
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The tiny model, its output on a fixed input, and the git repo holding its checkpoint."""
-    from mrizoo._dataclass_io import from_dict
-    from mrizoo.zoo import factory, registry
-    from mrizoo.zoo.entry import ModelEntry
+    """The shipped demo VarNet, its output on a fixed input, and a git repo holding its checkpoint folder."""
+    from mrizoo.hub.resolve import resolve_checkpoint
 
     tmp = tmp_path_factory.mktemp("roundtrip")
-    with pytest.MonkeyPatch.context() as mp:
-        fresh = registry.Registry()
-        mp.setattr(registry, "REGISTRY", fresh)
-        mp.setattr(factory, "REGISTRY", fresh)
-        fresh.register(from_dict(ModelEntry, tiny_entry(NAME), prefix="entry"))
-        torch.manual_seed(21)
-        model = mrizoo.create(NAME).eval()
-        folder = model.save_pretrained(tmp / "checkpoint")
-    kspace, mask = sample_input(seed=4)
+    folder = resolve_checkpoint(SHIPPED, prefer_local=False).folder
+    model = mrizoo.load(SHIPPED, prefer_local=False)
+    kspace, mask = sample_input(seed=4, coils=8, h=48, w=40)
     with torch.no_grad():
         expected = model.reconstruct(kspace, mask)
     inputs = tmp / "inputs.safetensors"
@@ -79,7 +82,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp / "mirrors"
     commit = git_commit_folder(root, REPO, folder)
     sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
-    entry = tiny_entry(NAME, {"kind": "hub", "repo_id": REPO, "revision": commit, "sha256": sha})
+    assert sha == mrizoo.info(SHIPPED).weights.sha256
+    entry = _entry_like_shipped({"kind": "hub", "repo_id": REPO, "revision": commit, "sha256": sha})
     return {"root": root, "commit": commit, "sha256": sha, "entry": entry, "inputs": inputs,
             "expected": expected, "tmp": tmp}
 

@@ -421,3 +421,18 @@ def test_push_command(hub: FakeHub, run_dir: Path, monkeypatch: pytest.MonkeyPat
     assert cli.main(["push", str(run_dir), "--repo-id", "org/cli"]) == 2
     assert "config.json is missing" in capsys.readouterr().err
     assert len(hub.commits) == 1
+
+
+def test_push_the_shipped_demo_weights(hub: FakeHub, tmp_path: Path) -> None:
+    """The checkpoint that ships with the package publishes as is: same bytes, its training summary, a demo card."""
+    from mrizoo.hub.resolve import resolve_checkpoint
+
+    folder = resolve_checkpoint("varnet-mini-r4", prefer_local=False).folder
+    push_checkpoint(folder, "mri-org/varnet-mini-r4")
+    files = hub.files("mri-org/varnet-mini-r4")
+    assert sorted(files) == ["README.md", "config.json", "model.safetensors"]
+    for name in ("config.json", "model.safetensors"):
+        assert files[name] == (folder / name).read_bytes()
+    card = files["README.md"].decode()
+    assert "Demo quality" in card and mrizoo.info("varnet-mini-r4").weights.sha256 in card
+    assert "Trained with the recipe `varnet-mini-r4`" in card

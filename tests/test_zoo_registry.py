@@ -194,7 +194,8 @@ def dataclasses_is_config(obj: object) -> bool:
 
 
 def test_wheel_ships_every_data_file(tmp_path: Path) -> None:
-    """Entries, recipes, the dataset catalog and the shipped pools must be inside the built wheel."""
+    """Entries, recipes, the dataset catalog, the shipped pools, the shipped weights and the demo scan
+    must be inside the built wheel."""
     import shutil
     import subprocess
     import sys
@@ -217,5 +218,10 @@ def test_wheel_ships_every_data_file(tmp_path: Path) -> None:
     expected = {f"mrizoo/recipes/{p.name}" for p in (ROOT / "recipes").glob("*.yaml")}
     for folder in ("mrizoo/datasets/entries", "mrizoo/pools/shipped"):
         expected |= {f"{folder}/{p.name}" for p in (ROOT / folder).glob("*.yaml")}
-    assert len(expected) > 20
+    for folder in sorted((ROOT / "mrizoo" / "weights").iterdir()):
+        if folder.is_dir() and folder.name != "__pycache__":
+            expected |= {f"mrizoo/weights/{folder.name}/{n}"
+                         for n in ("config.json", "model.safetensors", "training_summary.json")}
+    expected |= {"mrizoo/demo/data/brain_t1_8ch_r4.h5", "mrizoo/demo/data/README.md"}
+    assert len(expected) > 26
     assert expected <= names, sorted(expected - names)

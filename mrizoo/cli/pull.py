@@ -47,6 +47,9 @@ def _pull(args: argparse.Namespace) -> int:
     if got.folder is None:
         print(f"{args.name}: {got.description}; nothing to download")
         return 0
+    if got.origin == "package":
+        print(f"{args.name}: {got.description}; nothing to download (sha256 verified)")
+        return 0
     if got.sha256_pinned:
         check = "sha256 verified"
     else:

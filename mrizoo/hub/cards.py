@@ -310,6 +310,8 @@ def _weights_line(entry: ModelEntry) -> str:
         return f"official checkpoint of the original authors, converted to safetensors (converter `{w.converter}`)"
     if w.kind == "hub":
         return f"`{w.repo_id}` at revision `{w.revision}` on the Hugging Face Hub"
+    if w.kind == "package":
+        return f"shipped inside the mrizoo package (`mrizoo/weights/{w.path}/`, sha256 pinned)"
     how = f"the recipe `{entry.recipe}` trains them" if entry.recipe else "no recipe trains them yet"
     return f"not published yet ({how})"
 
@@ -385,7 +387,10 @@ def _section_use(entry: ModelEntry, checkpoint: CheckpointFacts | None) -> str:
     if not entry.weights.available and checkpoint is None:
         parts += ["", f"No weights are published yet, so `mrizoo.load` raises until they are; "
                       f'`mrizoo.create("{name}")` builds the model with random weights.']
-    if checkpoint is not None:
+    if entry.weights.kind == "package":
+        parts += ["", f"The weights ship inside the mrizoo package (`mrizoo/weights/{entry.weights.path}/`): "
+                      "`mrizoo.load` needs no network and checks their sha256 before loading."]
+    elif checkpoint is not None:
         parts += ["", "This repository holds a checkpoint in mrizoo's format (`config.json` + "
                       "`model.safetensors`); a downloaded copy loads with `mrizoo.hub.from_pretrained(folder)`."]
     return "\n".join(parts)
@@ -461,7 +466,7 @@ def _section_training(entry: ModelEntry, training: dict[str, Any] | None, summar
             parts += ["", text[0].upper() + text[1:] + "."]
         if summary.notes:
             parts += ["", _sentence(summary.notes)]
-    elif w.kind == "hub":
+    elif w.kind in ("hub", "package"):
         parts.append(f"Trained with the recipe {recipe}; no training summary is recorded for these weights."
                      if recipe else "No training summary is recorded for these weights.")
     else:
@@ -530,6 +535,11 @@ def _section_evaluation(entry: ModelEntry, results: EvaluationResults | None) ->
 def _section_limits(entry: ModelEntry) -> str:
     t, w = entry.task, entry.weights
     items = ["Research use only. Not a medical device and not for clinical diagnosis or treatment decisions."]
+    if "demo" in entry.tags:
+        items.append("**Demo quality.** A small model trained for minutes on a CPU on the demo mini-pool (one "
+                     "subject's template brain with simulated coils, phase and noise). It shows the workflow "
+                     "(load, reconstruct, sample, evaluate) offline; it is not a baseline for research results: "
+                     "use the models trained on the diverse pool for those.")
     if w.kind != "builtin":
         seen = f"{t.anatomy} ({', '.join(t.contrasts)})" if t.contrasts else t.anatomy
         if t.anatomy == "mixed":
@@ -738,6 +748,7 @@ def card_for(
     from mrizoo.zoo import REGISTRY, model_config
 
     entry = REGISTRY.get(name)
+    checkpoint = _shipped_checkpoint_facts(entry)
     if not isinstance(results, EvaluationResults):
         results = _load_optional(None if results is None else Path(results), results_path(name, cards_dir),
                                  load_results)
@@ -745,7 +756,18 @@ def card_for(
         training = _load_optional(None if training is None else Path(training), training_path(name, cards_dir),
                                   load_training_summary)
     return render_card(entry, config=model_config(name), results=results, training_summary=training, pool=pool,
-                       recipe_training=recipe_training_section(entry.recipe))
+                       recipe_training=recipe_training_section(entry.recipe), checkpoint=checkpoint)
+
+
+def _shipped_checkpoint_facts(entry: ModelEntry) -> CheckpointFacts | None:
+    """Checkpoint facts of weights that ship inside the package (None for other sources)."""
+    if entry.weights.kind != "package":
+        return None
+    from mrizoo.hub.push import check_checkpoint
+    from mrizoo.weights import package_checkpoint
+
+    folder = package_checkpoint(str(entry.weights.path), str(entry.weights.sha256), what=entry.name)
+    return check_checkpoint(folder).facts
 
 
 def write_card(text: str, path: str | os.PathLike[str]) -> bool:

@@ -37,7 +37,7 @@ __all__ = ["ResolvedCheckpoint", "resolve_checkpoint", "hub_location", "no_weigh
            "cached_items", "remove_cached"]
 
 logger = logging.getLogger("mrizoo.hub")
-Origin = Literal["dir", "local-zoo", "hub", "upstream", "builtin"]
+Origin = Literal["dir", "local-zoo", "hub", "upstream", "package", "builtin"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,16 @@ def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> Resolv
                          expected="None", got=revision)
     if kind == "builtin":
         return ResolvedCheckpoint(None, "builtin", "builtin (no learned weights)", name)
+    if kind == "package":
+        from mrizoo.weights import package_checkpoint
+
+        src = entry.weights
+        folder = package_checkpoint(str(src.path), str(src.sha256), what=name)
+        arch = read_config(folder)["arch"]
+        if arch != entry.model.arch:
+            raise InputError(f"zoo model {name!r}: the shipped checkpoint is of another architecture",
+                             path=folder / CONFIG_NAME, field="arch", expected=entry.model.arch, got=arch)
+        return ResolvedCheckpoint(folder, "package", f"shipped with mrizoo ({folder})", name, src.sha256, True)
     if kind == "hub":
         loc = hub_location(name, revision)
         folder, digest = fetch_hub_checkpoint(loc, what=name)

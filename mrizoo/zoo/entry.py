@@ -53,12 +53,15 @@ class WeightsSource:
 
     ``hub``: a Hugging Face repo at a pinned revision (file sha256 checked when given);
     ``upstream``: a URL in another format plus the converter that turns it into ours;
+    ``package``: a checkpoint folder shipped inside mrizoo (``path`` under ``mrizoo/weights``,
+    sha256 required): small demo models that work offline;
     ``builtin``: nothing to fetch (classical methods without learned weights);
     ``none``: not trained/published yet (the entry's recipe trains it).
     """
 
-    kind: Literal["hub", "upstream", "builtin", "none"] = "none"
+    kind: Literal["hub", "upstream", "package", "builtin", "none"] = "none"
     repo_id: str | None = None
+    path: str | None = None
     revision: str | None = None
     filename: str = "model.safetensors"
     url: str | None = None
@@ -70,6 +73,8 @@ class WeightsSource:
             raise ValueError("hub weights need 'repo_id' and a pinned 'revision'")
         if self.kind == "upstream" and not (self.url and self.converter):
             raise ValueError("upstream weights need 'url' and 'converter'")
+        if self.kind == "package" and not (self.path and self.sha256):
+            raise ValueError("package weights need 'path' (a folder under mrizoo/weights) and their 'sha256'")
         if self.sha256 is not None and not _SHA256.match(self.sha256):
             raise ValueError(f"sha256 must be 64 lowercase hex digits; got {self.sha256!r}")
 
