@@ -30,6 +30,10 @@ def register(sub: Any) -> None:
     b.add_argument("--coils", type=int, default=8, help="simulated receive coils (default 8)")
     b.add_argument("--snr-db", type=float, default=30.0, help="k-space SNR of the simulated noise (default 30)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--random-coils", action="store_true",
+                   help="give every simulated volume its own coil array (random rotation and radius) instead of "
+                        "one fixed array: models that read coil images directly (rcGAN) then cannot learn one "
+                        "array's geometry")
     b.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, default=1,
                    help="processes (bare flag: one per CPU)")
     b.add_argument("--templates", help="folder with ch2.nii.gz (default $MRIZOO_MRICRON_TEMPLATES or "
@@ -45,7 +49,8 @@ def _build(args: argparse.Namespace) -> int:
         raise InputError("need at least one slice per volume", field="--slices-per-view",
                          expected=f">= --volumes-per-view ({args.volumes_per_view})", got=args.slices_per_view)
     cfg = MiniPoolConfig(size=args.size, coils=args.coils, slices_per_volume=args.slices_per_view // args.volumes_per_view,
-                         volumes_per_view=args.volumes_per_view, snr_db=args.snr_db, seed=args.seed)
+                         volumes_per_view=args.volumes_per_view, snr_db=args.snr_db, seed=args.seed,
+                         random_coils=args.random_coils)
     result = build_minipool(args.dst, cfg, templates=args.templates, realdata=args.realdata, workers=args.workers)
     print(f"mini-pool {result.root}: {len(result.written)} volumes written, {len(result.skipped)} already there "
           f"({result.seconds:.1f} s)")

@@ -85,11 +85,12 @@ def ellipse_phantom(shape: tuple[int, int], *, z: float = 0.0) -> torch.Tensor:
 
 
 def birdcage_maps(
-    num_coils: int, shape: tuple[int, int], *, radius: float = 1.5, normalize: bool = True
+    num_coils: int, shape: tuple[int, int], *, radius: float = 1.5, normalize: bool = True,
+    rotation: float = 0.0,
 ) -> torch.Tensor:
     """Simulated coil sensitivities ``[C, H, W]`` (complex64) of coils on a circle.
 
-    Coil ``c`` sits at angle ``2 pi c / C`` on a circle of ``radius`` (image half-width = 1).
+    Coil ``c`` sits at angle ``rotation + 2 pi c / C`` on a circle of ``radius`` (image half-width = 1).
     Its sensitivity falls off as ``1 / distance`` (a Biot-Savart-like loop field) and its
     phase is the direction from the coil to the pixel plus the coil's angle, a smooth phase
     that differs between coils. With ``normalize`` the maps are scaled so that
@@ -101,7 +102,9 @@ def birdcage_maps(
         raise InputError("coils must sit outside the image", field="radius", expected="> 1", got=radius)
     shape = _shape2(shape)
     xx, yy = _grid(shape)
-    angles = torch.arange(num_coils, dtype=torch.float64) * (2.0 * math.pi / num_coils)
+    if not (isinstance(rotation, (int, float)) and math.isfinite(rotation)):
+        raise InputError("rotation must be a finite angle in radians", field="rotation", got=rotation)
+    angles = torch.arange(num_coils, dtype=torch.float64) * (2.0 * math.pi / num_coils) + float(rotation)
     cx = (radius * torch.cos(angles))[:, None, None]
     cy = (radius * torch.sin(angles))[:, None, None]
     dx, dy = xx - cx, yy - cy

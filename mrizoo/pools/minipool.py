@@ -173,6 +173,7 @@ class MiniPoolConfig:
     phase_strength: float = math.pi / 2
     val_fraction: float = 0.15
     seed: int = 0
+    random_coils: bool = False  # each volume its own coil array (rotation, radius), not one fixed array
 
     def validate(self) -> None:
         for name in ("size", "coils", "slices_per_volume", "volumes_per_view", "macaque_volumes_per_view"):
@@ -335,7 +336,12 @@ def _template_images(job: _Job, cfg: MiniPoolConfig) -> torch.Tensor:
 def _simulate(images: torch.Tensor, job: _Job, cfg: MiniPoolConfig, *, add_phase: bool) -> torch.Tensor:
     from mrizoo.data.synthetic import birdcage_maps, simulate_multicoil, smooth_phase
 
-    maps = birdcage_maps(cfg.coils, (cfg.size, cfg.size))
+    if cfg.random_coils:  # a volume is one acquisition: one coil placement per volume
+        rng = np.random.default_rng(_stable_seed(cfg.seed, job.relpath, "coils"))
+        maps = birdcage_maps(cfg.coils, (cfg.size, cfg.size), radius=float(rng.uniform(1.2, 2.0)),
+                             rotation=float(rng.uniform(0.0, 2.0 * math.pi)))
+    else:
+        maps = birdcage_maps(cfg.coils, (cfg.size, cfg.size))
     out = []
     for s in range(images.shape[0]):
         base = _stable_seed(cfg.seed, job.relpath, s)
@@ -468,6 +474,8 @@ def build_minipool(
     root.mkdir(parents=True, exist_ok=True)
     manifest = root / MANIFEST_NAME
     settings = asdict(cfg)
+    if not cfg.random_coils:  # roots built before the option existed stay valid
+        del settings["random_coils"]
     if manifest.is_file():
         try:
             old = json.loads(manifest.read_text(encoding="utf-8")).get("config")
