@@ -78,12 +78,21 @@ def test_shipped_card_metadata_and_sections(name: str) -> None:
     assert meta["library_name"] == "mrizoo"
     assert meta["license"] == entry.license
     assert set(entry.tags) <= set(meta["tags"]) and "mrizoo" in meta["tags"]
-    assert "model-index" not in meta  # nothing is evaluated yet
+    results_file = CARDS / "results" / f"{name}.json"
+    if results_file.is_file():  # evaluated (the shipped demo models): model-index and the table
+        from mrizoo.hub.evaluation import load_results
+
+        results = load_results(results_file)
+        assert meta["model-index"][0]["name"] == name
+        evaluation = _section(body, "## Evaluation")
+        assert all(f"| {d.dataset} |" in evaluation for d in results.datasets)
+    else:
+        assert "model-index" not in meta  # nothing is evaluated yet
+        assert "Not evaluated yet." in _section(body, "## Evaluation")
     positions = [body.index(s) for s in SECTIONS]
     assert positions == sorted(positions), "sections out of order"
     usage = re.search(r"```python\n(.*?)```", _section(body, "## How to use"), re.S).group(1).splitlines()
     assert usage == ["import mrizoo", f'model = mrizoo.load("{name}")', "image = model.reconstruct(kspace, mask)"]
-    assert "Not evaluated yet." in _section(body, "## Evaluation")
     limits = _section(body, "## Limitations and intended use")
     assert "Research use only" in limits and "not for clinical diagnosis" in limits
     card = ModelCard(text)  # the library's own parser accepts it

@@ -74,15 +74,18 @@ def test_every_shipped_name_follows_the_grammar_and_its_entry() -> None:
 
 
 def test_wildcards_and_filters() -> None:
-    assert list_models("varnet-*") == ["varnet-fastmri-brain", "varnet-fastmri-knee", "varnet-pool-r4"]
+    assert list_models("varnet-*") == ["varnet-fastmri-brain", "varnet-fastmri-knee", "varnet-mini-r4",
+                                       "varnet-pool-r4"]
     assert "rcgan-brain-r8" not in list_models("*-r4")
     assert all(info(n).task.anatomy == "brain" for n in list_models(anatomy="brain"))
-    assert set(list_models(arch="rcgan")) == {"rcgan-brain-r4", "rcgan-brain-r8"}
+    assert set(list_models(arch="rcgan")) == {"rcgan-brain-r4", "rcgan-brain-r8", "rcgan-mini-r4"}
     r8 = list_models(acceleration=8)
     assert "rcgan-brain-r8" in r8 and "rcgan-brain-r4" not in r8
     assert "ncsnv2-brain" in r8  # acceleration-agnostic prior is kept
     with_weights = list_models(has_weights=True)
     assert "varnet-fastmri-knee" in with_weights and "varnet-pool-r4" not in with_weights
+    assert {"varnet-mini-r4", "rcgan-mini-r4"} <= set(with_weights)  # shipped inside the package
+    assert set(list_models(tags=["demo"])) == {"varnet-mini-r4", "rcgan-mini-r4"}
     assert set(list_models(has_weights=False)).isdisjoint(with_weights)
     assert set(list_models(tags=["classical"])) == {"zerofilled", "cgsense", "l1wavelet"}
 

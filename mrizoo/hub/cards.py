@@ -536,7 +536,7 @@ def _section_limits(entry: ModelEntry) -> str:
     t, w = entry.task, entry.weights
     items = ["Research use only. Not a medical device and not for clinical diagnosis or treatment decisions."]
     if "demo" in entry.tags:
-        items.append("**Demo quality.** A small model trained for minutes on a CPU on the demo mini-pool (one "
+        items.append("**Demo quality.** A small model trained for under an hour on a two-core CPU on the demo mini-pool (one "
                      "subject's template brain with simulated coils, phase and noise). It shows the workflow "
                      "(load, reconstruct, sample, evaluate) offline; it is not a baseline for research results: "
                      "use the models trained on the diverse pool for those.")
