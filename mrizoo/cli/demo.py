@@ -7,12 +7,10 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mrizoo.demo import DEFAULT_MODELS
-
     p = sub.add_parser("demo", help="reconstruct a shipped real scan with shipped zoo models; metrics + PNG",
                        description="Reconstruct the real undersampled brain scan that ships with mrizoo (or "
-                                   "--input) with the demo zoo models that ship with it (default: "
-                                   f"{', '.join(DEFAULT_MODELS)}), zero-filling, CG-SENSE and L1-wavelet; print "
+                                   "--input) with the demo zoo models that ship with it (varnet-mini-r4, "
+                                   "rcgan-mini-r4), zero-filling, CG-SENSE and L1-wavelet; print "
                                    "SSIM/PSNR/NMSE against the fully sampled RSS reference and write a figure with "
                                    "errors and the posterior standard deviation. Needs no network.")
     p.add_argument("--input", type=Path, help="fastMRI .h5 (undersampled with a stored mask, or fully sampled) "

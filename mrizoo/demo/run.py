@@ -13,7 +13,6 @@ or BART ``.cfl`` slice, undersampled here with a seeded mask.
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +20,13 @@ from pathlib import Path
 import torch
 
 from mrizoo.classical import cg_sense, l1_wavelet, zero_filled
+from mrizoo.data.slices import center_crop
 from mrizoo.errors import InputError
 from mrizoo.figures import save_panels
 from mrizoo.masks import create_mask
 from mrizoo.metrics import evaluate_volume
 from mrizoo.physics import espirit_maps, ifft2c, rss
+from mrizoo.reconstruct import _accepts
 
 __all__ = ["DEFAULT_MODELS", "DemoConfig", "DemoResult", "DemoInput", "run_demo", "load_slice", "demo_input"]
 
@@ -116,26 +117,13 @@ def demo_input(cfg: DemoConfig) -> DemoInput:
     kspace, stored, target = load_slice(path, cfg.slice_index)
     c, h, w = kspace.shape
     if stored is not None and not bool(stored.all()):  # undersampled file: its own mask
-        mask = stored.expand(h, w) if stored.ndim == 1 else stored
-        if mask.shape != (h, w):
-            raise InputError("the stored mask does not fit the k-space", path=path, field="mask",
-                             expected=f"[{w}] or [{h}, {w}]", got=tuple(stored.shape))
+        mask = stored.expand(h, w)  # [W] or [H, W]; FastMRIVolume checked that it fits the k-space
         source = "shipped scan " + path.name if cfg.input is None else str(path)
         return DemoInput(kspace * mask, mask, target, source, h * w / float(mask.sum()), retrospective=False)
     m = create_mask(cfg.mask, (h, w), seed=cfg.seed, acceleration=cfg.acceleration,
                     center_fraction=cfg.center_fraction)
     reference = rss(ifft2c(kspace)) if target is None else target
     return DemoInput(kspace * m.mask, m.mask, reference, str(path), m.acceleration, retrospective=True)
-
-
-def _crop_to(image: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Centre-crop ``[H, W]`` to the reference's size (fastMRI references may be cropped)."""
-    h, w = shape[-2:]
-    top, left = (image.shape[-2] - h) // 2, (image.shape[-1] - w) // 2
-    if top < 0 or left < 0:
-        raise InputError("the reference is larger than the k-space image", field="reconstruction_rss",
-                         expected=f"at most {tuple(image.shape[-2:])}", got=(h, w))
-    return image[..., top:top + h, left:left + w]
 
 
 def run_demo(config: DemoConfig | None = None) -> DemoResult:
@@ -171,7 +159,7 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
         with torch.no_grad():
             if getattr(model, "is_posterior", False):
                 seeded = {"generator": torch.Generator(device=device).manual_seed(cfg.seed)} \
-                    if "generator" in inspect.signature(model.sample).parameters else {}
+                    if _accepts(model.sample, "generator") else {}
                 post = model.sample(kspace, mask, n=cfg.samples, **seeded)
                 images[name] = post.mean[0].float().cpu()
                 std_maps[f"{name} std"] = post.std[0].float().cpu()
@@ -184,11 +172,11 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
     target = data.target
     if target is not None:
         for name, image in list(images.items()):
-            images[name] = _crop_to(image, tuple(target.shape))
+            images[name] = center_crop(image, tuple(target.shape))
             m = evaluate_volume(target[None], images[name][None])
             result.metrics[name] = m
             captions[name] = f"SSIM {m['ssim']:.3f}  PSNR {m['psnr']:.2f} dB"
-        std_maps = {k: _crop_to(v, tuple(target.shape)) for k, v in std_maps.items()}
+        std_maps = {k: center_crop(v, tuple(target.shape)) for k, v in std_maps.items()}
     for key, std in std_maps.items():
         captions[key] = f"P = {cfg.samples}, mean {float(std.mean()):.3g}"
     panels = ({"reference": target} if target is not None else {}) | images

@@ -82,6 +82,14 @@ def _is_pathlike(spec: str) -> bool:
     return spec.startswith((".", "~")) or "/" in spec or os.sep in spec or (os.altsep or "/") in spec
 
 
+def _check_arch(folder: Path, name: str, arch: str, source: str, where: str | Path) -> None:
+    """A published checkpoint must be of its entry's architecture (``where`` names it in the error)."""
+    got = read_config(folder)["arch"]
+    if got != arch:
+        raise InputError(f"zoo model {name!r}: the {source} checkpoint is of another architecture", path=where,
+                         field="arch", expected=arch, got=got)
+
+
 def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> ResolvedCheckpoint:
     from mrizoo.hub.upstream import fetch_upstream
     from mrizoo.zoo import registry
@@ -109,19 +117,12 @@ def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> Resolv
 
         src = entry.weights
         folder = package_checkpoint(str(src.path), str(src.sha256), what=name)
-        arch = read_config(folder)["arch"]
-        if arch != entry.model.arch:
-            raise InputError(f"zoo model {name!r}: the shipped checkpoint is of another architecture",
-                             path=folder / CONFIG_NAME, field="arch", expected=entry.model.arch, got=arch)
+        _check_arch(folder, name, entry.model.arch, "shipped", folder / CONFIG_NAME)
         return ResolvedCheckpoint(folder, "package", f"shipped with mrizoo ({folder})", name, src.sha256, True)
     if kind == "hub":
         loc = hub_location(name, revision)
         folder, digest = fetch_hub_checkpoint(loc, what=name)
-        arch = read_config(folder)["arch"]
-        if arch != entry.model.arch:
-            raise InputError(f"zoo model {name!r}: the Hub checkpoint is of another architecture",
-                             path=f"{HF_HUB_PREFIX}{loc}/{CONFIG_NAME}", field="arch", expected=entry.model.arch,
-                             got=arch)
+        _check_arch(folder, name, entry.model.arch, "Hub", f"{HF_HUB_PREFIX}{loc}/{CONFIG_NAME}")
         return ResolvedCheckpoint(folder, "hub", f"hub {loc}", name, digest, loc.sha256 is not None)
     up = fetch_upstream(name)
     return ResolvedCheckpoint(up.folder, "upstream", f"upstream {up.url} (converted)", name, up.sha256,

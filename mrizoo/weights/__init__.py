@@ -13,11 +13,9 @@ import importlib.resources
 from pathlib import Path
 
 from mrizoo.errors import InputError, WeightsUnavailableError
+from mrizoo.hub.format import CONFIG_NAME, WEIGHTS_NAME, sha256_file
 
 __all__ = ["package_weights_dir", "package_checkpoint", "PackageWeightsError"]
-
-_CONFIG = "config.json"
-_WEIGHTS = "model.safetensors"
 
 
 class PackageWeightsError(WeightsUnavailableError):
@@ -34,20 +32,18 @@ def package_checkpoint(folder: str, sha256: str, *, what: str) -> Path:
 
     ``what`` names the zoo entry in errors.
     """
-    from mrizoo.hub.format import sha256_file
-
     if not folder or "/" in folder or "\\" in folder or folder in (".", ".."):
         raise InputError(f"zoo model {what!r}: package weights are named by a plain folder name",
                          field="weights.path", expected="a folder name under mrizoo/weights", got=folder)
     path = package_weights_dir() / folder
-    missing = [n for n in (_CONFIG, _WEIGHTS) if not (path / n).is_file()]
+    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (path / n).is_file()]
     if missing:
         raise PackageWeightsError(
             f"zoo model {what!r}: the weights that ship with mrizoo are missing ({', '.join(missing)} not in "
             f"{path}); the installation is incomplete: reinstall mrizoo")
-    actual = sha256_file(path / _WEIGHTS)
+    actual = sha256_file(path / WEIGHTS_NAME)
     if actual != sha256:
         raise PackageWeightsError(
-            f"zoo model {what!r}: {path / _WEIGHTS} has sha256 {actual}, but the entry pins {sha256}; the "
+            f"zoo model {what!r}: {path / WEIGHTS_NAME} has sha256 {actual}, but the entry pins {sha256}; the "
             f"installed file was changed or damaged and was not loaded: reinstall mrizoo")
     return path
