@@ -27,6 +27,7 @@ from mrizoo.data import (
 )
 from mrizoo.errors import InputError, MrizooError
 from mrizoo.masks import Mask, create_mask, list_masks, register_mask, seed_from_name
+from mrizoo.masks.sampling import SamplingInfo, detect_sampling, mask_from_any  # noqa: F401  (public API)
 from mrizoo.metrics import evaluate_volume, nmse, psnr, ssim
 from mrizoo.physics import (
     MultiCoilOperator,

@@ -1,8 +1,11 @@
 """Scoring zoo models on test volumes: fastMRI metrics per volume, summaries per test set.
 
 Every volume is undersampled once with a mask seeded from its file name (fastMRI's test-time
-convention), and all models reconstruct the same k-space. Per volume: SSIM, PSNR, NMSE (fastMRI
-definitions, data range ``target.max()`` over the volume), the artifact score, optionally masked
+convention), and all models reconstruct the same k-space, each exactly as ``model.reconstruct(kspace,
+mask)`` would (coil maps, when a model needs them, are estimated from the undersampled k-space,
+never from the fully sampled data behind the target). Per volume: SSIM, PSNR, NMSE scored by
+:func:`mrizoo.metrics.score` (fastMRI definitions on fastMRI's region: the centre crop to the
+target's size, data range ``target.max()`` over the volume), the artifact score, optionally masked
 SSIM/PSNR (``*_masked``) and mean/std-matched SSIM/PSNR/NMSE (``*_matched``, Lin & Heckel 2024).
 Posterior models are scored on the mean of ``samples`` posterior samples; they also get APSD,
 SSIM/PSNR of the mean of the first ``P`` samples (``ssim_p<P>``, ``psnr_p<P>``, Bendel et al. 2023)
@@ -25,10 +28,11 @@ import torch
 from torch import nn
 
 from mrizoo.errors import InputError
+from mrizoo.metrics.reference import Reference, reference_problem, slice_reference
 
 __all__ = [
     "P_VALUES", "EvalSet", "VolumeScore", "ModelScores", "Evaluation", "evaluate_models",
-    "markdown_table", "robustness_plot", "model_label",
+    "markdown_table", "robustness_plot", "model_label", "Reference", "reference_problem", "slice_reference", "check_references",
 ]
 
 P_VALUES = (1, 2, 4, 8, 16, 32)
@@ -100,6 +104,7 @@ class Evaluation:
     acceleration: float
     center_fraction: float | None
     samples: int | None
+    weights: dict[str, dict[str, str]] = field(default_factory=dict)  # label -> model.weights_source
 
     def results(self, name: str) -> Any:
         """The :class:`~mrizoo.hub.evaluation.EvaluationResults` of model ``name``."""
@@ -118,12 +123,34 @@ class Evaluation:
                 std={k: v for k, v in stds.items() if k in means}, center_fraction=self.center_fraction,
                 samples=self.samples if scores.is_posterior else None,
             ))
-        return EvaluationResults(model=name, datasets=tuple(rows), mrizoo_version=__version__)
+        sha = str((self.weights.get(name) or {}).get("sha256") or "") or None
+        return EvaluationResults(model=name, datasets=tuple(rows), mrizoo_version=__version__, weights_sha256=sha)
 
     def per_volume(self) -> list[dict[str, Any]]:
         """Flat per-volume records (model, dataset, file, slices, metrics...)."""
         return [{"model": m, "dataset": v.dataset, "file": v.file, "slices": v.slices, **v.metrics}
                 for m, sc in self.models.items() for v in sc.volumes]
+
+
+def check_references(ds: Any, target: str) -> None:
+    """Refuse, before any model runs, volumes of ``ds`` that cannot be scored truthfully.
+
+    Fully sampled volumes are undersampled once and scored against their own reference. A volume
+    whose k-space is already undersampled is never undersampled again; it is scored only when it
+    declares its undersampling and stores a reference from the fully sampled data (``target`` names
+    that stored image); otherwise :class:`InputError` says the file has no fully sampled reference.
+    """
+    from mrizoo.data.fastmri_h5 import FastMRIVolume
+
+    for info in getattr(ds, "volumes", ()):
+        with FastMRIVolume(info.path) as vol:
+            if target not in ("rss", "mvue") and target not in vol.target_keys:
+                raise InputError("no such target", path=info.path, field=target,
+                                 expected=f"'rss', 'mvue' or one of {vol.target_keys}")
+            why = reference_problem(vol, vol.sampling_info(), target)
+            if why:
+                raise InputError(why, path=info.path, field="kspace",
+                                 expected="fully sampled volumes (or a declared mask with --target reconstruction_rss)")
 
 
 def model_label(spec: str | os.PathLike[str], model: nn.Module | None = None) -> str:
@@ -158,15 +185,18 @@ def _volumes(ds: Any) -> list[list[int]]:
 
 
 def _fit(img: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    from mrizoo.data.slices import center_crop
+    """``img`` on the metric region of a target of size ``shape`` (see :func:`mrizoo.metrics.score`)."""
+    from mrizoo.metrics import center_crop, metric_region
 
-    return img if tuple(img.shape[-2:]) == shape else center_crop(img, shape)
+    hw = metric_region(shape, tuple(img.shape[-2:]))
+    return img if tuple(img.shape[-2:]) == hw else center_crop(img, hw)
 
 
 def _image_metrics(gt: torch.Tensor, pred: torch.Tensor, *, masked: bool, matched: bool) -> dict[str, float]:
-    from mrizoo.metrics import artifact_score, evaluate_matched, evaluate_volume, masked_psnr, masked_ssim
+    from mrizoo.metrics import artifact_score, evaluate_matched, masked_psnr, masked_ssim, score
 
-    out = dict(evaluate_volume(gt, pred))
+    gt = _fit(gt, tuple(pred.shape[-2:]))  # where the reconstruction is narrower (fastMRI)
+    out = dict(score(gt, pred))
     out["artifact"] = artifact_score(gt, pred)
     if masked:
         out["ssim_masked"] = masked_ssim(gt, pred)
@@ -221,7 +251,7 @@ def evaluate_models(
     every sample, with the target and the zero-filled condition image repeated).
     """
     from mrizoo.data.slices import collate_samples
-    from mrizoo.metrics import apsd, embed, psnr, ssim
+    from mrizoo.metrics import apsd, embed, score
     from mrizoo.metrics.posterior import cfid
 
     if not datasets:
@@ -233,6 +263,10 @@ def evaluate_models(
         raise InputError("posterior evaluation needs at least 2 samples", field="samples", got=samples)
     pmax = samples if samples_max is None else samples_max
     p_values = [p for p in P_VALUES if p <= min(pmax, samples)]
+    kwargs = _slice_kwargs(mask, acceleration, center_fraction, target)
+    built = {s.name: _dataset(s, kwargs) for s in datasets}
+    for s in datasets:  # before any model loads or runs
+        check_references(built[s.name], target)
     nets = _to_models(models)
     if not nets:
         raise InputError("no models to evaluate", field="models")
@@ -241,11 +275,10 @@ def evaluate_models(
         net.to(dev).eval()
     any_posterior = any(getattr(n, "is_posterior", False) for n in nets.values())
     scores = {k: ModelScores(k, bool(getattr(n, "is_posterior", False))) for k, n in nets.items()}
-    kwargs = _slice_kwargs(mask, acceleration, center_fraction, target)
     say = progress or (lambda _msg: None)
 
     for s in datasets:
-        ds = _dataset(s, kwargs)
+        ds = built[s.name]
         cfid_rows: dict[str, list[torch.Tensor]] = {k: [] for k, sc in scores.items() if sc.is_posterior}
         emb_x: list[torch.Tensor] = []
         emb_y: list[torch.Tensor] = []
@@ -261,29 +294,30 @@ def evaluate_models(
                 kspace, bmask = batch.kspace.to(dev), batch.mask.to(dev)
                 shape = tuple(batch.target.shape[-2:])
                 gt_parts.append(batch.target.double())
-                maps = batch.maps.to(dev) if batch.maps is not None else None
-                if maps is None and any(getattr(n, "needs_maps", False) for n in nets.values()):
+                maps = None  # never the dataset's maps: those may come from the fully sampled k-space
+                if any(getattr(n, "needs_maps", False) for n in nets.values()):
                     from mrizoo.physics.espirit import espirit_maps
 
-                    maps = espirit_maps(kspace)  # once per batch, shared by all models
+                    # the maps each such model would estimate itself, computed once per batch
+                    maps = espirit_maps(kspace)
                 if any_posterior and embedding is not None:
-                    from mrizoo.physics.coils import rss
-                    from mrizoo.physics.fft import ifft2c
+                    from mrizoo.classical import zero_filled
 
-                    zf_parts.append(_fit(rss(ifft2c(kspace)), shape).double().cpu())
+                    zf_parts.append(_fit(zero_filled(kspace, bmask), shape).double().cpu())
                 for label, net in nets.items():
+                    own = maps if getattr(net, "needs_maps", False) else None  # others estimate their own
                     with torch.no_grad():
                         if scores[label].is_posterior:
                             gen = torch.Generator(device=dev).manual_seed(generator_seed)
                             try:
-                                out = net.sample(kspace, bmask, maps, n=samples, generator=gen)
+                                out = net.sample(kspace, bmask, own, n=samples, generator=gen)
                             except TypeError:
-                                out = net.sample(kspace, bmask, maps, n=samples)
+                                out = net.sample(kspace, bmask, own, n=samples)
                             smp = _fit(out.samples, shape).double().cpu()
                             post[label].append(smp)
                             recon[label].append(smp.mean(0))
                         else:
-                            recon[label].append(_fit(net.reconstruct(kspace, bmask, maps), shape).double().cpu())
+                            recon[label].append(_fit(net.reconstruct(kspace, bmask, own), shape).double().cpu())
             gt = torch.cat(gt_parts)
             for label in nets:
                 pred = torch.cat(recon[label])
@@ -293,8 +327,8 @@ def evaluate_models(
                     metrics["apsd"] = apsd(smp)
                     for p in p_values:
                         mean_p = smp[:p].mean(0)
-                        metrics[f"ssim_p{p}"] = ssim(gt, mean_p)
-                        metrics[f"psnr_p{p}"] = psnr(gt, mean_p)
+                        scored = score(gt, mean_p)
+                        metrics[f"ssim_p{p}"], metrics[f"psnr_p{p}"] = scored["ssim"], scored["psnr"]
                     if embedding is not None:
                         n = smp.shape[0]
                         cfid_rows[label].append(embed(smp.transpose(0, 1).reshape(-1, *gt.shape[-2:]), embedding))
@@ -309,7 +343,8 @@ def evaluate_models(
                     scores[label].set_metrics.setdefault(s.name, {})["cfid"] = cfid(
                         torch.cat(emb_x), torch.cat(rows), torch.cat(emb_y))
     return Evaluation(models=scores, sets=list(datasets), mask=mask, acceleration=float(acceleration),
-                      center_fraction=center_fraction, samples=samples if any_posterior else None)
+                      center_fraction=center_fraction, samples=samples if any_posterior else None,
+                      weights={k: dict(getattr(n, "weights_source", None) or {}) for k, n in nets.items()})
 
 
 _TABLE_METRICS = ("ssim", "psnr", "nmse", "ssim_masked", "psnr_masked", "ssim_matched", "psnr_matched",

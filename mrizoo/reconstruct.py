@@ -4,12 +4,17 @@
 retrospectively (mask seeded from the file name, as fastMRI's test set is) or uses the stored
 ``mask``, runs the model on all slices and writes a fastMRI-convention output file
 (``reconstruction`` ``[slices, H, W]`` float32 plus the attributes fastMRI's ``evaluate.py``
-reads), atomically. :func:`reconstruct_path` does the same for a folder of volumes.
+reads, and which weights made it), atomically. :func:`reconstruct_path` does the same for a
+folder of volumes. Whether a volume is fully sampled is read from the file
+(:meth:`~mrizoo.data.fastmri_h5.FastMRIVolume.sampling_info`): only fully sampled k-space is
+undersampled and scored; undersampled k-space is reconstructed from its own samples. Every option,
+output path and input is checked before the model runs, so a bad option never leaves an output.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import math
 import os
@@ -19,19 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
-from mrizoo._atomic import atomic_file
+from mrizoo._atomic import atomic_file, write_error
 from mrizoo.data.fastmri_h5 import FastMRIVolume
 from mrizoo.errors import InputError
 from mrizoo.masks import create_mask, mask_params, seed_from_name
-from mrizoo.physics.coils import rss
-from mrizoo.physics.fft import ifft2c
+from mrizoo.run_checks import check_numbers, check_space, pick_device, preflight, write_images
 
-__all__ = ["ReconstructResult", "reconstruct_file", "reconstruct_path", "resolve_model", "default_output"]
+__all__ = ["ReconstructResult", "reconstruct_file", "reconstruct_path", "resolve_model", "default_output",
+           "pick_device"]
 
 log = logging.getLogger("mrizoo.reconstruct")
 
@@ -52,10 +56,17 @@ class ReconstructResult:
     acceleration_outside_training: bool
     figure: Path | None = None
     notes: list[str] = field(default_factory=list)
+    skipped: bool = False
+    sampling: str = ""
+    weights: str = ""
 
     def summary(self) -> str:
+        if self.skipped:
+            return f"{self.input} -> {self.output}: skipped (output exists)"
         text = (f"{self.input} -> {self.output}: {self.num_slices} slices, mask {self.mask}, "
                 f"R={self.acceleration:.3g}, centre fraction {self.center_fraction:.3g}")
+        if self.sampling == "undersampled":
+            text += " (input already undersampled: reconstructed from its own samples)"
         if self.acceleration_outside_training:
             text += " (acceleration outside the model's training range)"
         return text
@@ -97,16 +108,6 @@ def _accepts(fn: Any, name: str) -> bool:
         return False
 
 
-def _pick_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError("unknown device", field="device", expected="e.g. 'cpu', 'cuda', 'cuda:1'",
-                         got=repr(device)) from None
-
-
 # ------------------------------------------------------------------------------ masks
 def _center_fraction_of(lines: torch.Tensor) -> float:
     """Fraction of columns in the contiguous sampled run through the centre column."""
@@ -136,20 +137,22 @@ def _choose_mask(
     vol: FastMRIVolume, model: nn.Module, shape: tuple[int, int], mask_name: str | None,
     acceleration: float | None, center_fraction: float | None,
 ) -> _MaskChoice:
+    """The stored/measured pattern of undersampled k-space, else a retrospective mask (module docstring)."""
     h, w = shape
-    stored = vol.mask()
-    if stored is not None:
-        given = [n for n, v in (("mask", mask_name), ("acceleration", acceleration),
-                                ("center_fraction", center_fraction)) if v is not None]
+    info = vol.sampling_info()
+    measured = torch.as_tensor(info.mask, dtype=torch.bool).expand(h, w)
+    if not info.fully_sampled:
+        given = [n for n, v in (("--mask", mask_name), ("--acceleration", acceleration),
+                                ("--center-fraction", center_fraction)) if v is not None]
         if given:
-            log.warning("%s holds a sampling mask; ignoring %s", vol.path, ", ".join(given))
-        full = stored.expand(h, w) if stored.ndim == 1 else stored
-        sampled = int(full.sum())
-        if sampled == 0:
-            raise InputError("the stored mask samples nothing", path=vol.path, field="mask",
-                             expected="at least one sampled column")
-        profile = full.any(dim=0)
-        return _MaskChoice(full.clone(), "stored", h * w / sampled, _center_fraction_of(profile), False)
+            msg = (f"{vol.path}: the k-space is already undersampled (measured R={info.acceleration:.3g}); "
+                   f"it is reconstructed from its own samples, {', '.join(given)} not used")
+            warnings.warn(msg, UserWarning, stacklevel=3)
+            log.warning(msg)
+        stored = vol.mask()
+        same = stored is not None and bool(torch.equal(stored.expand(h, w), measured))
+        name = "stored" if same else "measured"  # "measured": read from the data (no or a wrong stored mask)
+        return _MaskChoice(measured.clone(), name, float(info.acceleration), info.center_shape[1] / w, False)
 
     task = _task(model)
     name = mask_name or (task.mask if task is not None and task.mask else "equispaced")
@@ -176,7 +179,8 @@ def _choose_mask(
         frac = made.num_low_frequencies / w
     else:
         frac = float(params.get("center_fraction", float("nan")))
-    return _MaskChoice(made.mask.to(torch.bool), name, float(acceleration), frac, True)
+    # zero bands of a fully sampled file (partial Fourier, zero padding) stay unmeasured
+    return _MaskChoice(made.mask.to(torch.bool) & measured, name, float(acceleration), frac, True)
 
 
 def _outside_training(model: nn.Module, choice: _MaskChoice) -> bool:
@@ -257,17 +261,6 @@ class _Runner:
         return out
 
 
-def _write(out_path: Path, images: dict[str, np.ndarray], attrs: dict[str, Any], overwrite: bool) -> None:
-    if out_path.exists() and not overwrite:
-        raise InputError("output exists", path=out_path, expected="a new path, or --overwrite")
-    with atomic_file(out_path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as f:
-            for key, arr in images.items():
-                f.create_dataset(key, data=np.ascontiguousarray(arr, dtype=np.float32))
-            for key, value in attrs.items():
-                f.attrs[key] = value
-
-
 def default_output(in_path: str | os.PathLike[str], model: str | os.PathLike[str] | nn.Module) -> Path:
     """``<input stem>_<model>.h5`` next to an input file, ``<folder>_<model>`` next to an input folder."""
     src = Path(in_path)
@@ -278,21 +271,12 @@ def default_output(in_path: str | os.PathLike[str], model: str | os.PathLike[str
     return src.with_name(f"{src.stem}_{tag}.h5")
 
 
-def _check_options(model: nn.Module, batch_size: int, samples: int | None, save_samples: bool,
-                   upsample: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError("batch size must be a positive integer", field="batch_size", got=batch_size)
-    if isinstance(upsample, bool) or not isinstance(upsample, int) or upsample < 1:
-        raise InputError("upsampling factor must be a positive integer", field="upsample", got=upsample)
-    if samples is not None:
-        if not getattr(model, "is_posterior", False):
-            raise InputError(f"{_model_name(model)} is not a posterior model", field="samples",
-                             expected="no --samples (or a posterior model such as rcgan)", got=samples)
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
-            raise InputError("need at least two posterior samples for a mean and std", field="samples",
-                             expected="int >= 2", got=samples)
-    elif save_samples:
-        raise InputError("saving samples needs --samples", field="save_samples", expected="--samples P")
+# ------------------------------------------------------------------------- checks
+def _check_options(model: nn.Module, samples: int | None, upsample: int) -> None:
+    """Options that depend on the model."""
+    if samples is not None and not getattr(model, "is_posterior", False):
+        raise InputError(f"{_model_name(model)} is not a posterior model", field="samples",
+                         expected="no --samples (or a posterior model such as rcgan)", got=samples)
     if upsample != 1:
         fn = model.sample if samples is not None else model.reconstruct
         if not _accepts(fn, "upsample"):
@@ -300,6 +284,26 @@ def _check_options(model: nn.Module, batch_size: int, samples: int | None, save_
                              expected="1 (upsampling is a VarNet option)", got=upsample)
 
 
+def _weights_attrs(net: nn.Module) -> tuple[dict[str, str], str]:
+    """The output attributes naming the weights that ran, and a one-line description."""
+    source = getattr(net, "weights_source", None)
+    if not isinstance(source, dict):
+        source = {"name": _model_name(net), "kind": "unknown", "location": "", "revision": "", "sha256": ""}
+    try:
+        from mrizoo.hub.format import describe_weights
+
+        text = describe_weights(net)
+    except (ImportError, AttributeError, KeyError, TypeError):
+        sha = str(source.get("sha256", ""))
+        text = f"{source.get('name') or _model_name(net)}: {source.get('kind', 'unknown')} weights" + (
+            f", sha256 {sha[:16]}" if sha else "")
+    attrs = {"weights_source": json.dumps({str(k): str(v) for k, v in source.items()}, sort_keys=True),
+             "weights_sha256": str(source.get("sha256", "") or "")}
+    return attrs, text
+
+
+
+# ---------------------------------------------------------------------------- files
 def reconstruct_file(
     model: str | os.PathLike[str] | nn.Module,
     in_path: str | os.PathLike[str],
@@ -314,6 +318,7 @@ def reconstruct_file(
     save_samples: bool = False,
     upsample: int = 1,
     overwrite: bool = False,
+    skip_existing: bool = False,
     figure: str | os.PathLike[str] | None = None,
     figure_slice: int | None = None,
     seed: int | None = 0,
@@ -323,33 +328,42 @@ def reconstruct_file(
 
     Fully sampled input is undersampled with ``mask`` (default: the model's training mask,
     else ``equispaced``) at ``acceleration`` / ``center_fraction`` (defaults: the model's first
-    training acceleration, else 4; fastMRI's ``0.32 / R``), seeded from the file name. A
-    stored ``mask`` is used as is. Posterior models with ``samples=P`` store the sample mean
-    as ``reconstruction`` and the pixel-wise ``std`` (and all ``samples`` ``[P, slices, H, W]``
+    training acceleration, else 4; fastMRI's ``0.32 / R``), seeded from the file name. Input
+    that is already undersampled is reconstructed from its own samples (its stored or measured
+    pattern) and never undersampled again. Posterior models with ``samples=P`` store the sample
+    mean as ``reconstruction`` and the pixel-wise ``std`` (and all ``samples`` ``[P, slices, H, W]``
     with ``save_samples``); ``seed`` fixes their noise. ``upsample`` passes to models that
-    support it (VarNet). An out-of-memory error halves the batch and retries.
+    support it (VarNet). An out-of-memory error halves the batch and retries. ``skip_existing``
+    keeps a complete earlier output and returns a result marked ``skipped``. Every option and
+    path is checked before the model runs; the output records the weights' source and sha256.
     """
-    dev = _pick_device(device)
+    if overwrite and skip_existing:
+        raise InputError("--overwrite and --skip-existing exclude each other", field="skip_existing")
+    check_numbers(mask, acceleration, center_fraction, batch_size, samples, save_samples, upsample, seed,
+                   figure_slice)
+    dev = pick_device(device)
     src = Path(in_path)
     if out_path is None:
         out_path = default_output(src, model)
     out = Path(out_path)
-    if out.exists() and not overwrite:
-        raise InputError("output exists", path=out, expected="a new path, or --overwrite")
-    if out.exists() and not out.is_file():
-        raise InputError("output exists and is not a file", path=out)
-    if src.exists() and out.exists() and src.resolve() == out.resolve():
-        raise InputError("output would replace the input", path=out, expected="another path")
+    fig_target = Path(figure) if figure is not None else None
+    checked = preflight(src, out, fig_target, figure_slice, overwrite, skip_existing)
+    if checked.skip:
+        return ReconstructResult(src, out, checked.num_slices, float("nan"), float("nan"), "", batch_size,
+                                 False, skipped=True)
     net = resolve_model(model, dev)
-    _check_options(net, batch_size, samples, save_samples, upsample)
+    _check_options(net, samples, upsample)
+    if not checked.multicoil and _needs_coils(net):
+        raise InputError(f"{_model_name(net)} needs multi-coil k-space", path=src, field="kspace",
+                         expected="[slices, coils, H, W]", got=f"single-coil shape {checked.shape}")
+    weights_attrs, weights_text = _weights_attrs(net)
 
     with FastMRIVolume(src) as vol:
         n = vol.num_slices
         h, w = vol.kspace_shape[-2:]
-        if not vol.multicoil and _needs_coils(net):
-            raise InputError(f"{_model_name(net)} needs multi-coil k-space", path=src, field="kspace",
-                             expected="[slices, coils, H, W]", got=f"single-coil shape {vol.kspace_shape}")
         choice = _choose_mask(vol, net, (h, w), mask, acceleration, center_fraction)
+        per_slice = n * h * w * 4 * upsample ** 2
+        check_space(out, per_slice * (1 + (samples is not None) + (samples or 0) * save_samples))
         outside = _outside_training(net, choice)
         task = _task(net)
         if outside:
@@ -371,14 +385,17 @@ def reconstruct_file(
         attrs_in = vol.attrs
         from mrizoo import __version__
 
-        attrs: dict[str, Any] = {k: attrs_in[k] for k in ("acquisition", "max", "patient_id") if k in attrs_in}
+        keep = ("acquisition", "max", "patient_id") if choice.retrospective else ("acquisition", "patient_id")
+        attrs: dict[str, Any] = {k: attrs_in[k] for k in keep if k in attrs_in}
         attrs.update({
             "model": _model_name(net),
             "model_source": os.fspath(model) if not isinstance(model, nn.Module) else _model_name(net),
+            **weights_attrs,
             "mask": choice.name,
             "acceleration": float(choice.acceleration),
             "center_fraction": float(choice.center_fraction),
             "retrospective_undersampling": choice.retrospective,
+            "input_sampling": "fully_sampled" if choice.retrospective else "undersampled",
             "acceleration_outside_training": outside,
             "mrizoo_version": __version__,
             "input_file": src.name,
@@ -391,23 +408,35 @@ def reconstruct_file(
             attrs["num_samples"] = int(samples)
         if trained := (tuple(task.accelerations) if task is not None else ()):
             attrs["trained_accelerations"] = np.asarray(trained, dtype=np.float64)
-        _write(out, images, attrs, overwrite)
-
         fig_path = None
-        if figure is not None:
-            fig_path = _figure(Path(figure), vol, choice, images, figure_slice, _model_name(net), overwrite)
+        if fig_target is not None:  # drawn first: a figure that cannot be written leaves no .h5 either
+            fig_new = not fig_target.exists()
+            fig_path = _figure(fig_target, vol, choice, images, figure_slice, _model_name(net), overwrite)
+        try:
+            write_images(out, images, attrs, overwrite)
+        except BaseException:
+            if fig_path is not None and fig_new:
+                fig_path.unlink(missing_ok=True)
+            raise
 
     notes = [f"out of memory: batch size halved to {b}" for b in runner.halvings]
     result = ReconstructResult(src, out, n, choice.acceleration, choice.center_fraction, choice.name,
-                               runner.batch_size, outside, fig_path, notes)
+                               runner.batch_size, outside, fig_path, notes,
+                               sampling="fully_sampled" if choice.retrospective else "undersampled",
+                               weights=weights_text)
     log.debug(result.summary())
     return result
 
 
 def _figure(path: Path, vol: FastMRIVolume, choice: _MaskChoice, images: dict[str, np.ndarray],
             index: int | None, model_name: str, overwrite: bool) -> Path:
+    """Target (when there is a fully sampled one), zero-filled and reconstruction of one slice,
+    captioned with the metrics ``demo`` and ``evaluate`` report (fastMRI's region and data range)."""
+    from mrizoo.classical import zero_filled
+    from mrizoo.evaluate import slice_reference
     from mrizoo.figures import save_panels
-    from mrizoo.metrics import psnr, ssim
+    from mrizoo.metrics import captions as metric_captions
+    from mrizoo.metrics import center_crop, metric_region
 
     n = vol.num_slices
     i = n // 2 if index is None else index
@@ -420,25 +449,35 @@ def _figure(path: Path, vol: FastMRIVolume, choice: _MaskChoice, images: dict[st
     ks = vol.kspace(i)
     ks = ks.unsqueeze(0) if ks.ndim == 2 else ks
     recon = torch.from_numpy(images["reconstruction"][i])
-    zf = rss(ifft2c(ks * choice.mask))
+    zf = zero_filled(ks[None], choice.mask)[0]
+    ref, why = slice_reference(vol, i, vol.sampling_info())
     panels: dict[str, torch.Tensor] = {}
     captions: dict[str, str] = {}
-    if choice.retrospective:
-        target = rss(ifft2c(ks))
-        maxval = float(target.max())
-        panels["target"] = target
-        for key, img in (("zero-filled", zf), ("reconstruction", recon)):
-            captions[key] = (f"PSNR {psnr(target, img, maxval):.2f} dB, "
-                             f"SSIM {ssim(target, img, maxval):.3f}")
+    if ref is not None:
+        hw = metric_region(tuple(ref.image.shape), tuple(recon.shape[-2:]))
+        captions = metric_captions(ref.image, {"zero-filled": zf, "reconstruction": recon}, maxval=ref.maxval)
+        panels["target"] = center_crop(ref.image, hw)
+        zf, recon = center_crop(zf, hw), center_crop(recon, hw)
     panels["zero-filled"] = zf
     panels["reconstruction"] = recon
-    if choice.retrospective:
+    if ref is not None:
         panels["error x5"] = (recon - panels["target"]).abs() * 5
     if "std" in images:
-        panels["std x5"] = torch.from_numpy(images["std"][i]) * 5
+        std = torch.from_numpy(images["std"][i])
+        panels["std x5"] = (center_crop(std, tuple(recon.shape[-2:])) if ref is not None else std) * 5
     title = (f"{vol.path.name} slice {i}: {model_name}, mask {choice.name}, "
-             f"R={choice.acceleration:.3g}")
-    return save_panels(path, panels, errors=False, captions=captions, suptitle=title)
+             f"R={choice.acceleration:.3g}" + ("" if ref is not None else " (no fully sampled reference: no metrics)"))
+    if why:
+        log.info(why)
+    try:
+        with atomic_file(path, suffix=path.suffix or ".png") as tmp:
+            save_panels(tmp, panels, errors=False, captions=captions, suptitle=title)
+    except OSError as err:
+        mapped = write_error(err, path)
+        if mapped is None:
+            raise
+        raise mapped from None
+    return path
 
 
 def reconstruct_path(
@@ -448,38 +487,64 @@ def reconstruct_path(
     *,
     figure: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    skip_existing: bool = False,
     device: str | torch.device | None = None,
     **options: Any,
 ) -> list[ReconstructResult]:
     """:func:`reconstruct_file` for a file, or for every ``*.h5`` in a folder (OUT is then a folder).
 
-    In folder mode every output name is checked before any work starts, ``figure`` names a
-    folder of PNGs, and the model is loaded once.
+    In folder mode every input, output name and option is checked before any work starts,
+    ``figure`` names a folder of PNGs, and the model is loaded once. ``skip_existing`` resumes
+    a folder run that stopped: volumes whose complete output exists are skipped.
     """
     src = Path(in_path)
     if out_path is None:
         out_path = default_output(src, model)
     if not src.is_dir():
-        return [reconstruct_file(model, src, out_path, figure=figure, overwrite=overwrite, device=device,
-                                 **options)]
+        return [reconstruct_file(model, src, out_path, figure=figure, overwrite=overwrite,
+                                 skip_existing=skip_existing, device=device, **options)]
+    if overwrite and skip_existing:
+        raise InputError("--overwrite and --skip-existing exclude each other", field="skip_existing")
     files = sorted(p for p in src.iterdir() if p.suffix == ".h5" and p.is_file())
     if not files:
         raise InputError("no .h5 volumes in the folder", path=src, expected="files named *.h5")
     out_dir = Path(out_path)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("input is a folder, so the output must be one too", path=out_dir)
+    fig_dir = Path(figure) if figure is not None else None
+    for folder, what in ((out_dir, "output"), (fig_dir, "figure")):
+        if folder is None:
+            continue
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"input is a folder, so the {what} must be one too", path=folder, field=what)
+        if folder.exists() and folder.resolve() == src.resolve():
+            raise InputError(f"the {what} folder is the input folder", path=folder, field=what,
+                             expected="another folder (outputs take the input file names)")
     targets = [out_dir / f.name for f in files]
     existing = [t for t in targets if t.exists()]
-    if existing and not overwrite:
+    if existing and not overwrite and not skip_existing:
         raise InputError(f"{len(existing)} output file(s) exist", path=out_dir,
-                         expected="new names, or --overwrite", got=[t.name for t in existing[:5]])
+                         expected="new names, --skip-existing to resume, or --overwrite",
+                         got=[t.name for t in existing[:5]])
+    keys = ("mask", "acceleration", "center_fraction", "batch_size", "samples", "save_samples", "upsample",
+            "seed", "figure_slice")
+    defaults = {"batch_size": 4, "save_samples": False, "upsample": 1, "seed": 0}
+    check_numbers(*(options.get(k, defaults.get(k)) for k in keys))
+    dev = pick_device(device)
+    figs = [fig_dir / f"{f.stem}.png" if fig_dir is not None else None for f in files]
+    checked = [preflight(f, t, g, options.get("figure_slice"), overwrite, skip_existing)
+               for f, t, g in zip(files, targets, figs)]
+    todo = [i for i, c in enumerate(checked) if not c.skip]
+    results = [ReconstructResult(files[i], targets[i], c.num_slices, float("nan"), float("nan"), "", 0, False,
+                                 skipped=True) for i, c in enumerate(checked) if c.skip]
+    if not todo:
+        return results
+    net = resolve_model(model, dev)
+    _check_options(net, options.get("samples"), options.get("upsample", 1))
+    single = [i for i in todo if not checked[i].multicoil]
+    if single and _needs_coils(net):
+        raise InputError(f"{_model_name(net)} needs multi-coil k-space", path=files[single[0]], field="kspace",
+                         expected="[slices, coils, H, W]", got=f"single-coil shape {checked[single[0]].shape}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    net = resolve_model(model, _pick_device(device))
-    fig_dir = Path(figure) if figure is not None else None
-    if fig_dir is not None:
-        fig_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for f, t in zip(files, targets):
-        fig = fig_dir / f"{f.stem}.png" if fig_dir is not None else None
-        results.append(reconstruct_file(net, f, t, figure=fig, overwrite=overwrite, device=device, **options))
+    for i in todo:
+        results.append(reconstruct_file(net, files[i], targets[i], figure=figs[i], overwrite=overwrite,
+                                        device=dev, **options))
     return results

@@ -258,7 +258,8 @@ def test_locally_trained_weights_load_by_name_and_take_precedence(
     local.save_pretrained(local_zoo_dir("varnet-hubtest-r4"))
     with caplog.at_level(logging.INFO, logger="mrizoo.hub"):
         _same_model(mrizoo.load("varnet-hubtest-r4"), local)
-    assert "locally trained weights" in caplog.text and "precedence" in caplog.text
+    assert "locally trained weights" in caplog.text and "instead of the published Hub weights" in caplog.text
+    assert any(r.levelno == logging.WARNING for r in caplog.records)  # shown on stderr at every load
     assert hub.seen == []
     _same_model(mrizoo.load("varnet-hubtest-r4", prefer_local=False), published["model"])
 

@@ -220,7 +220,7 @@ def test_config_errors() -> None:
     with pytest.raises(InputError, match="wavelet"):
         L1WaveletConfig(wavelet="coif3")
     with pytest.raises(InputError, match="maps"):
-        l1_wavelet(torch.zeros(2, 8, 8, dtype=torch.complex64), torch.ones(8, 8, dtype=torch.bool),
+        l1_wavelet(torch.ones(2, 8, 8, dtype=torch.complex64), torch.ones(8, 8, dtype=torch.bool),
                    torch.zeros(3, 8, 8, dtype=torch.complex64))
 
 

@@ -29,6 +29,7 @@ from mrizoo.metrics import (
     nmse,
     posterior_mean_std,
     psnr,
+    score,
     ssim,
     ssim_map,
     vgg16_embedding,
@@ -158,6 +159,46 @@ def test_cuda_tensors_give_the_cpu_result(real_volumes):
 
 
 # ----------------------------------------------------------------------------- closed forms
+# ----------------------------------------------------------------------------- the metric region
+def _fastmri_crop(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """fastmri.data.transforms.center_crop on the last two axes."""
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    return x[..., top : top + h, left : left + w]
+
+
+def test_score_crops_the_reconstruction_to_the_reference_as_fastmri(real_volumes):
+    """A readout-oversampled reconstruction (twice as tall) is scored on the reference's field of view."""
+    gt, pred = real_volumes
+    tall = np.zeros((3, 460, 180))
+    tall[:, 115:345] = pred
+    tall[:, :115] = tall[:, 345:] = 0.2 * gt.max()  # anything outside the reference region must not count
+    got = score(gt, torch.from_numpy(tall))
+    want_maxval = gt.max()
+    assert got["ssim"] == pytest.approx(fe.ssim(gt, pred, maxval=want_maxval), abs=1e-6)
+    assert got["psnr"] == pytest.approx(fe.psnr(gt, pred, maxval=want_maxval), abs=1e-9)
+    assert got["nmse"] == pytest.approx(fe.nmse(gt, pred), rel=1e-12)
+    assert score(gt[0], tall[0], maxval=want_maxval)["psnr"] == pytest.approx(
+        fe.psnr(gt[:1], pred[:1], maxval=want_maxval), abs=1e-9)
+
+
+def test_score_narrower_reconstruction_crops_both_as_fastmri(real_volumes):
+    """fastMRI crops target and output to the smaller width when the image is narrower than the target."""
+    gt, pred = real_volumes
+    narrow = _fastmri_crop(pred, 230, 160)
+    ref = _fastmri_crop(gt, 230, 160)
+    got = score(gt, narrow)
+    assert got["ssim"] == pytest.approx(fe.ssim(ref, narrow, maxval=ref.max()), abs=1e-6)
+    assert got["psnr"] == pytest.approx(fe.psnr(ref, narrow, maxval=ref.max()), abs=1e-9)
+
+
+def test_score_refuses_volumes_of_different_lengths(real_volumes):
+    gt, pred = real_volumes
+    with pytest.raises(InputError, match="different numbers of slices"):
+        score(gt, pred[:2])
+    with pytest.raises(InputError, match=r"\[H, W\] or a volume"):
+        score(gt, pred[None])
+
+
 def test_closed_forms_psnr_nmse_ssim():
     rng = np.random.default_rng(1)
     x = rng.uniform(0.0, 2.0, size=(2, 40, 33))

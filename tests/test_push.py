@@ -436,3 +436,46 @@ def test_push_the_shipped_demo_weights(hub: FakeHub, tmp_path: Path) -> None:
     card = files["README.md"].decode()
     assert "Demo quality" in card and mrizoo.info("varnet-mini-r4").weights.sha256 in card
     assert "Trained with the recipe `varnet-mini-r4`" in card
+
+
+def _smoke_run_folder(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
+    """A run folder as ``mrizoo train varnet-mini-r4 --smoke`` leaves it: run.json, recipe.yaml and model/."""
+    torch.manual_seed(1)
+    small = mrizoo.create("varnet-mini-r4", num_cascades=2, chans=4, sens_chans=2, pools=2, sens_pools=2)
+    run = tmp_path / "smoke-run"
+    save_pretrained(small, run / "model", extra={"training_recipe": "varnet-mini-r4", "training_step": 3})
+    summary = {"recipe": "varnet-mini-r4", "epochs_trained": 1, "max_epochs": 1, "checkpoint_epoch": 1,
+               "early_stopping": "not triggered", "steps": 3, "validation": {"ssim": 0.2562, "psnr": 17.75},
+               "hardware": "1 x CPU", "notes": "selected step 3 (epoch 1) of 3; smoke run"}
+    (run / "model" / "training_summary.json").write_text(json.dumps(summary))
+    (run / "run.json").write_text(json.dumps({"recipe": "varnet-mini-r4", "smoke": True}))
+    shipped = Path(mrizoo.__file__).parent / "recipes" / "varnet-mini-r4.yaml"
+    (run / "recipe.yaml").write_text(shipped.read_text() if shipped.is_file() else "training: {}\n")
+    return run, small
+
+
+@pytest.mark.parametrize("which", ["run", "model"])
+def test_push_of_a_smoke_run_describes_that_run(hub: FakeHub, tmp_path: Path, which: str) -> None:
+    """RUN_DIR and RUN_DIR/model both push the run's model; its card is the run's, not the shipped model's."""
+    run, small = _smoke_run_folder(tmp_path)
+    push_checkpoint(run if which == "run" else run / "model", "me/smoke")
+    files = hub.files("me/smoke")
+    assert files["model.safetensors"] == (run / "model" / "model.safetensors").read_bytes()
+    card = files["README.md"].decode()
+    n_params = sum(t.numel() for t in small.state_dict().values())
+    assert f"({n_params:,} parameters)" in card and f"{n_params:,} in {len(small.state_dict())} tensors" in card
+    assert "smoke run" in card and "not a usable reconstruction model" in card
+    assert "SSIM 0.2562" in card  # the run's own validation
+    shipped = mrizoo.info("varnet-mini-r4")
+    for claim in ("0.761", "~1M parameters", "Demo quality", shipped.weights.sha256, "ships inside"):
+        assert claim not in card, claim  # nothing borrowed from the shipped weights
+    assert 'mrizoo.load("hf-hub:me/smoke")' in card
+
+
+def test_push_of_an_unfinished_run_folder(hub: FakeHub, tmp_path: Path) -> None:
+    run = tmp_path / "cut"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    with pytest.raises(InputError, match="no published model yet"):
+        push_checkpoint(run, "me/cut")
+    assert hub.requests == []

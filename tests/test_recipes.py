@@ -186,6 +186,10 @@ BAD = [
     ("loss.params", {"win": 7}, "training.loss.params", "unknown key"),
     ("loss.params", {"win_size": 6}, "training.loss.params.win_size", "odd"),
     ("checkpoint.keep", 0, "training.checkpoint.keep", "at least one"),
+    ("grad_clip", float("inf"), "training.grad_clip", "finite"),
+    ("grad_clip", float("nan"), "training.grad_clip", "finite"),
+    ("optimizer.weight_decay", float("inf"), "training.optimizer.weight_decay", "finite"),
+    ("early_stopping.min_delta", float("nan"), "training.early_stopping.min_delta", "finite"),
 ]
 
 
@@ -250,6 +254,31 @@ def test_smoke_merge_and_its_errors(tmp_path: Path) -> None:
     path = _write(tmp_path, {**BASE, "smoke": {"epochs": None}})
     with pytest.raises(InputError, match="after merging"):
         load_recipe(path, smoke=True)
+
+
+# what the smoke mapping of the shipped recipes replaces: a bad value there must not hide behind --smoke
+HIDDEN = [
+    ({"epochs": None, "steps": 0}, "training.steps", "positive"),
+    ({"epochs": 0}, "training.epochs", "positive"),
+    ({"validate_every": 0}, "training.validate_every", "positive"),
+    ({"data": {"train": {"pool": "x", "synthetic": {"volumes": 0}}}}, "training.data.train", "exactly one"),
+    ({"data": {"slices_per_batch": 0}}, "training.data.slices_per_batch", "positive"),
+    ({"optimizer": {"lr": float("nan")}}, "training.optimizer.lr", "positive"),
+    ({"checkpoint": {"every_steps": 0}}, "training.checkpoint.every_steps", "positive"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "match"), HIDDEN, ids=[h[1] for h in HIDDEN])
+def test_smoke_overrides_do_not_hide_bad_values(tmp_path: Path, change: dict, field: str, match: str) -> None:
+    smoke = {"data": {"train": {"pool": None, "synthetic": {"volumes": 1}}, "slices_per_batch": 2},
+             "epochs": None, "steps": 2, "validate_every": 1, "optimizer": {"lr": 1e-3},
+             "checkpoint": {"every_steps": 1}}
+    path = _write(tmp_path, {**deep_merge(BASE, change), "smoke": smoke})
+    for smoke_run in (False, True):
+        with pytest.raises(InputError, match=match) as info:
+            load_recipe(path, smoke=smoke_run)
+        assert info.value.path == str(path) and info.value.field == field
+    assert "--smoke overrides it" in str(info.value)
 
 
 def test_deep_merge() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import h5py
@@ -279,3 +280,89 @@ def test_real_brain_slice_random_mask(brain_kspace, tmp_path):
         assert f.attrs["acquisition"] == "AXT1"
     expected = _rss_np(brain_kspace[None] * lines)
     np.testing.assert_allclose(recon, expected, rtol=1e-4, atol=1e-6 * expected.max())
+
+
+# ------------------------------------------------------------------- sampling read from the data
+def _old_style_file(path: Path, kspace: np.ndarray, mask: np.ndarray | None = None, **targets: np.ndarray) -> Path:
+    """A volume as files written before the sampling attributes existed: no ``sampling`` attr."""
+    with h5py.File(path, "w") as f:
+        f["kspace"] = kspace.astype(np.complex64)
+        if mask is not None:
+            f["mask"] = mask
+        for key, value in targets.items():
+            f[key] = value.astype(np.float32)
+        f.attrs["acquisition"] = "AXT1"
+    return path
+
+
+def test_undersampled_real_scan_is_never_undersampled_again(realdata, tmp_path):
+    """The real 2D Poisson scan (about 12% sampled), labelled fully sampled with an aliased 'reference'."""
+    under = np.load(realdata / "brain_t1_8ch_poisson_r8.npy")[None]  # [1, 8, 230, 180]
+    aliased = _rss_np(under)
+    src = _old_style_file(tmp_path / "poisson.h5", under, reconstruction_rss=aliased)
+    measured = np.abs(under[0]).sum(0) > 0
+    with pytest.warns(UserWarning, match="already undersampled"):
+        res = reconstruct_file("zerofilled", src, tmp_path / "r.h5", acceleration=4, figure=tmp_path / "r.png",
+                               progress=False)
+    with h5py.File(res.output) as f:
+        # zero-filling of exactly the measured samples: no second mask was applied
+        np.testing.assert_allclose(f["reconstruction"][()], aliased, rtol=1e-4, atol=1e-6 * aliased.max())
+        assert f.attrs["input_sampling"] == "undersampled" and not f.attrs["retrospective_undersampling"]
+        assert f.attrs["mask"] == "measured"
+        assert f.attrs["acceleration"] == pytest.approx(measured.size / measured.sum(), rel=1e-6)
+        assert "max" not in f.attrs
+    assert res.sampling == "undersampled" and "already undersampled" in res.summary()
+    assert res.acceleration > 6  # about 12% of k-space
+    assert res.figure is not None and res.figure.exists()
+
+    # evaluate scores nothing against the aliased image: a clear error before any model runs
+    from mrizoo.evaluate import EvalSet, evaluate_models
+
+    for target in ("rss", "reconstruction_rss"):
+        with pytest.raises(InputError, match="undersampled .* no fully sampled reference") as err:
+            evaluate_models(["zerofilled"], [EvalSet("p", [src])], target=target)
+        assert err.value.path == os.fspath(src)
+
+
+def test_calibration_block_is_read_from_the_data_not_the_column_mask(brain_kspace, tmp_path):
+    """2x with a 24 x 24 fully sampled centre, stored with a column mask claiming whole centre columns."""
+    h, w = brain_kspace.shape[-2:]
+    measured = np.zeros((h, w), bool)
+    measured[:, ::2] = True
+    measured[h // 2 - 12 : h // 2 + 12, w // 2 - 12 : w // 2 + 12] = True
+    columns = measured.any(axis=0)  # the wrong 1D mask: every centre column "fully" sampled
+    src = _old_style_file(tmp_path / "calib.h5", (brain_kspace * measured)[None], mask=columns)
+    res = reconstruct_file("zerofilled", src, tmp_path / "r.h5", progress=False)
+    with h5py.File(res.output) as f:
+        assert f.attrs["mask"] == "measured" and f.attrs["input_sampling"] == "undersampled"
+        assert f.attrs["acceleration"] == pytest.approx(h * w / measured.sum(), rel=1e-6)
+    # the block's 24 columns plus the fully sampled even column 102 next to it
+    assert res.center_fraction == pytest.approx(25 / w)
+
+
+def test_fully_sampled_real_scan_figure_captions_use_the_shared_metrics(brain_kspace, tmp_path, monkeypatch):
+    import mrizoo.figures as figures
+    from mrizoo.classical import zero_filled
+    from mrizoo.metrics import captions
+
+    src = mrizoo.write_volume(tmp_path / "file_brain_AXT1_0002.h5", kspace=brain_kspace[None],
+                              attrs={"acquisition": "AXT1"})
+    seen = {}
+    real = figures.save_panels
+
+    def spy(path, panels, **kw):
+        seen.update(panels=panels, captions=kw.get("captions"))
+        return real(path, panels, **kw)
+
+    monkeypatch.setattr(figures, "save_panels", spy)
+    res = reconstruct_file("zerofilled", src, tmp_path / "r.h5", acceleration=4, figure=tmp_path / "r.png",
+                           progress=False)
+    with h5py.File(res.output) as f:
+        recon = torch.from_numpy(f["reconstruction"][0])
+        assert f.attrs["input_sampling"] == "fully_sampled" and f.attrs["retrospective_undersampling"]
+    target = torch.from_numpy(_rss_np(brain_kspace[None])[0]).float()
+    mask = torch.from_numpy(_fastmri_mask(src.name, brain_kspace.shape[-1], 4, 0.08))
+    zf = zero_filled(torch.from_numpy(brain_kspace), mask)
+    torch.testing.assert_close(recon, zf, rtol=1e-4, atol=1e-6 * float(zf.max()))
+    assert seen["captions"] == captions(target, {"zero-filled": zf, "reconstruction": recon})
+    assert set(seen["panels"]) == {"target", "zero-filled", "reconstruction", "error x5"}

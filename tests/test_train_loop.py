@@ -125,6 +125,13 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, family):
     assert sorted(p.name for p in (tmp_path / "straight" / "checkpoints").iterdir()) == kept
 
 
+def test_smoke_runs_are_never_installed(tmp_path, monkeypatch, capsys):
+    rc = _cli(monkeypatch, "train", "unet-knee-r4", "--smoke", "--install", "--out", str(tmp_path / "run"))
+    assert rc == 2
+    assert "smoke runs are never installed in the local zoo" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
 def test_run_folder_is_not_reused_silently(tmp_path):
     recipe = _recipe(tmp_path, steps=2)
     train(recipe, _opts(tmp_path / "run"))
@@ -207,10 +214,10 @@ FAMILIES = ["unet-knee-r4", "varnet-pool-r4", "modl-brain-r4", "rcgan-brain-r4",
 def test_smoke_run_of_each_family_through_the_cli(recipe, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     rc = _cli(monkeypatch, "train", str(RECIPES / f"{recipe}.yaml"), "--smoke", "--out", str(run),
-              "--no-progress", "--install")
+              "--no-progress")
     assert rc == 0
     out = capsys.readouterr().out
-    assert f"model: {run / 'model'}" in out
+    assert f"model: {run / 'model'}" in out and "local zoo" not in out
     vals = _records(run, "val")
     assert vals and all(math.isfinite(v["id"]["ssim"]) for v in vals)
     assert _records(run, "train")[-1]["step"] == vals[-1]["step"]
@@ -226,8 +233,12 @@ def test_smoke_run_of_each_family_through_the_cli(recipe, tmp_path, monkeypatch,
     last_ckpt = max((run / "checkpoints").iterdir(), key=lambda p: int(p.name.split("_")[1]))
     selected = json.loads((last_ckpt / "trainer_state.json").read_text())["selected"]
     assert weights_digest(published) == selected["weights_sha256"]
-    installed = load(recipe)  # the local zoo under MRIZOO_HOME wins over the (absent) Hub weights
-    assert all(torch.equal(installed.state_dict()[k], v) for k, v in published.items())
+    from mrizoo.hub.local_zoo import local_zoo_dir
+
+    assert not local_zoo_dir(recipe).exists()  # a smoke run never replaces the zoo's weights
+    loaded = load(run / "model")  # the run's model loads from its folder, saying so
+    assert loaded.weights_source["kind"] == "folder" and loaded.weights_source["location"] == str(run / "model")
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in published.items())
 
     if recipe == "unet-knee-r4":
         fastmri_ssim, logged = _fastmri_ssim_of_published_model(run, RECIPES / f"{recipe}.yaml")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mrizoo.masks.sampling import check_measurements
 from mrizoo.physics.cg import conjugate_gradient
 from mrizoo.physics.espirit import espirit_maps
 from mrizoo.physics.operators import MultiCoilOperator
@@ -43,6 +44,7 @@ def cg_sense(
     k-space scaling.
     """
     cfg = config or CGSenseConfig()
+    kspace, mask = check_measurements(kspace, mask)
     if maps is None:
         maps = espirit_maps(kspace)
     op = MultiCoilOperator(maps, mask)

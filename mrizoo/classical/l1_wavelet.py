@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 
 from mrizoo.errors import InputError
+from mrizoo.masks.sampling import check_measurements
 from mrizoo.physics.operators import MultiCoilOperator
 from mrizoo.physics.wavelets import WaveletTransform, dwt2, idwt2
 
@@ -116,9 +117,7 @@ def l1_wavelet(
     every iteration, which costs one extra forward model and wavelet transform each).
     """
     cfg = config or L1WaveletConfig()
-    if not isinstance(kspace, torch.Tensor) or not kspace.is_complex() or kspace.ndim < 3:
-        raise InputError("k-space must be a complex tensor [..., C, H, W]", field="kspace",
-                         expected="complex [..., C, H, W]", got=getattr(kspace, "shape", type(kspace).__name__))
+    kspace, mask = check_measurements(kspace, mask)
     if maps is None:
         from mrizoo.physics.espirit import espirit_maps
 

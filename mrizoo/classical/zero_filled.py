@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from mrizoo.masks.sampling import check_measurements
 from mrizoo.physics.coils import rss, sense_combine
 from mrizoo.physics.fft import ifft2c
 
@@ -16,6 +17,7 @@ def zero_filled(kspace: torch.Tensor, mask: torch.Tensor | None = None, maps: to
     Without maps: the RSS magnitude (real). With maps: the complex SENSE combination.
     ``mask`` (broadcastable to ``[..., H, W]``) is applied first when given.
     """
+    kspace, mask = check_measurements(kspace, mask)
     if mask is not None:
         m = mask.to(kspace.device)
         kspace = kspace * (m.unsqueeze(-3) if m.ndim >= 2 else m)

@@ -18,7 +18,12 @@ def register(subparsers: Any) -> None:
         "convert",
         help="convert raw data or a catalog dataset to fastMRI-convention HDF5 volumes",
         description="Convert raw k-space in another format to a fastMRI-convention HDF5 volume "
-        "(kspace [slices, coils, H, W], reconstruction_rss target, ISMRMRD header).",
+        "(kspace [slices, coils, H, W], ISMRMRD header). The sampling is read from the data (exact "
+        "zeros in every coil = not measured): each volume records 'sampling' (fully_sampled or "
+        "undersampled), 'acceleration' and 'center_shape', stores the mask of undersampled data ([W] "
+        "for column patterns, else [H, W]) and gets a reconstruction_rss target only when fully "
+        "sampled. Partial-Fourier and zero-padding bands are reported, not counted as undersampling. "
+        "An output never replaces an input file.",
     )
     formats = parser.add_subparsers(dest="source_format", metavar="FORMAT", required=True)
     for name in available_converters():

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mrizoo.cli import _args
 from mrizoo.errors import InputError
 
 __all__ = ["register"]
@@ -31,21 +32,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="with --pool: where slice indexes are kept")
     p.add_argument("--ood", action="append", default=[], metavar="NAME", help="mark a test set out of distribution")
     p.add_argument("--mask", default="equispaced_fraction", help="mask function (mrizoo.masks)")
-    p.add_argument("--acceleration", type=float, default=4.0)
-    p.add_argument("--center-fraction", type=float, default=0.08)
+    p.add_argument("--acceleration", type=_args.acceleration, default=4.0, help="acceleration R > 1 (default 4)")
+    p.add_argument("--center-fraction", type=_args.center_fraction, default=0.08,
+                   help="fully sampled centre fraction in (0, 1) (default 0.08)")
     p.add_argument("--target", default="rss", help="'rss', 'mvue' or a stored target such as reconstruction_rss")
-    p.add_argument("--samples", type=int, default=32, help="posterior samples per slice")
-    p.add_argument("--samples-max", type=int, default=None, help="largest P of the P-sample curves")
+    p.add_argument("--samples", type=_args.int_at_least(2), default=32, help="posterior samples per slice")
+    p.add_argument("--samples-max", type=_args.positive_int, default=None, help="largest P of the P-sample curves")
     p.add_argument("--masked", action="store_true", help="also SSIM/PSNR over the object only")
     p.add_argument("--match-mean-std", action="store_true", help="also mean/std-matched metrics")
     p.add_argument("--cfid", action="store_true", help="CFID of posterior models (VGG-16 weights needed)")
     p.add_argument("--vgg-weights", help="VGG-16 state dict for --cfid (else the local Hugging Face cache)")
     p.add_argument("--baseline", choices=BASELINES, default="cgsense", help="classical baseline row")
     p.add_argument("--no-baselines", action="store_true", help="do not add the baseline rows")
-    p.add_argument("--plot-metric", default="ssim", help="metric of the effective-robustness plot")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="folder for <model>/results.json, table.md, per_volume.json and the plot")
+    p.add_argument("--plot-metric", default="ssim", choices=("ssim", "psnr", "nmse", "ssim_masked", "psnr_masked",
+                                                             "ssim_matched", "psnr_matched", "nmse_matched"),
+                   help="metric of the effective-robustness plot (default ssim)")
+    p.add_argument("--batch-size", type=_args.positive_int, default=16)
+    p.add_argument("--device", type=_args.device, default="cpu")
+    p.add_argument("--out", help="folder for <model>/results.json, table.md, per_volume.json, weights.json "
+                                 "and the plot (new or empty, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_evaluate)
 
@@ -99,10 +105,60 @@ def _pool_sets(pool: str, index: Any, ood: set[str]) -> list[Any]:
     return sets
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Everything that can be checked before data is read or a model is loaded."""
+    from mrizoo.masks import list_masks
+
+    if args.mask not in list_masks():
+        raise InputError("unknown mask", field="--mask", expected=f"one of {list_masks()}", got=repr(args.mask))
+    if args.samples_max is not None and args.samples_max > args.samples:
+        raise InputError("--samples-max exceeds --samples", field="--samples-max",
+                         expected=f"at most {args.samples}", got=args.samples_max)
+    if args.vgg_weights and not args.cfid:
+        raise InputError("--vgg-weights is only used with --cfid", field="--vgg-weights")
+    if args.vgg_weights and not Path(args.vgg_weights).is_file():
+        raise InputError("no such file", path=args.vgg_weights, field="--vgg-weights")
+    if args.out is not None:
+        _args.check_out_folder(args.out, overwrite=args.overwrite)
+
+
+def _write_outputs(out: Path, files: dict[str, str], render: Any = None) -> list[str]:
+    """Write ``relative name -> text`` (and what ``render(stage_dir) -> names`` draws) under ``out``:
+    staged in a hidden folder inside ``out``, then moved into place; a full disk or a read-only
+    target raises :class:`InputError` and leaves none of the new files. Returns the names written."""
+    import os
+    import shutil
+    import tempfile
+
+    from mrizoo._atomic import default_mode, write_error
+
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".evaluate.", dir=out))
+    try:
+        try:
+            for name, text in files.items():
+                dst = stage / name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_text(text, encoding="utf-8")
+            names = list(files) + (list(render(stage)) if render is not None else [])
+            for name in names:
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(stage / name, default_mode())
+                os.replace(stage / name, out / name)
+        except OSError as err:
+            mapped = write_error(err, out)
+            if mapped is None:
+                raise
+            raise mapped from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return names
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from mrizoo.evaluate import evaluate_models, markdown_table, robustness_plot
-    from mrizoo.hub.evaluation import save_results
 
+    _check_options(args)
     sets = _data_sets(args)
     models = list(dict.fromkeys(args.models))
     if not args.no_baselines:
@@ -120,12 +176,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     table = markdown_table(ev)
     print(table, end="")
+    for label, source in ev.weights.items():
+        if source:
+            sha = source.get("sha256") or ""
+            print(f"weights {label}: {source.get('kind', '?')} {source.get('location', '')}".rstrip()
+                  + (f", sha256 {sha}" if sha else ""))
     if args.out:
         out = Path(args.out)
-        for label in ev.models:
-            save_results(ev.results(label), out / label / "results.json")
-        (out / "table.md").write_text(table, encoding="utf-8")
-        (out / "per_volume.json").write_text(json.dumps(ev.per_volume(), indent=1) + "\n", encoding="utf-8")
-        plot = robustness_plot(ev, out / "effective_robustness.png", metric=args.plot_metric)
-        print(f"wrote {out}" + (f" (plot: {plot.name})" if plot else ""))
+        files = {f"{label}/results.json": json.dumps(ev.results(label).to_dict(), indent=2, allow_nan=False) + "\n"
+                 for label in ev.models}
+        files["table.md"] = table
+        files["per_volume.json"] = json.dumps(ev.per_volume(), indent=1) + "\n"
+        files["weights.json"] = json.dumps(ev.weights, indent=1, sort_keys=True) + "\n"
+        def render(stage: Path) -> list[str]:
+            plot = robustness_plot(ev, stage / "effective_robustness.png", metric=args.plot_metric)
+            return [plot.name] if plot else []
+
+        names = _write_outputs(out, files, render)
+        plot_name = "effective_robustness.png"
+        print(f"wrote {out}" + (f" (plot: {plot_name})" if plot_name in names else ""))
     return 0

@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Check a checkpoint folder (config.json + model.safetensors), generate its model card and "
                     "upload the three files to the Hub in one commit. The token comes from HF_TOKEN or "
                     "`hf auth login`; HF_ENDPOINT selects the Hub.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="checkpoint folder written by save_pretrained / training")
+    p.add_argument("run_dir", metavar="RUN_DIR",
+                   help="a training run folder (its model/ is pushed) or a checkpoint folder (config.json + "
+                        "model.safetensors)")
     p.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="target model repository")
     p.add_argument("--private", action="store_true", help="create the repository as private (if it is new)")
     p.add_argument("--revision", metavar="BRANCH", help="branch to commit to (created if missing; default main)")
@@ -22,9 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="staging folder to keep (new or empty; default: a temporary one)")
     p.add_argument("--overwrite-card", action="store_true", help="replace a README.md that exists on the Hub")
     p.add_argument("--commit-message", metavar="TEXT", help="commit summary")
-    p.add_argument("--results", metavar="FILE", help="evaluation results JSON (default RUN_DIR/evaluation.json)")
+    p.add_argument("--results", metavar="FILE", help="evaluation results JSON (default evaluation.json of the checkpoint or run folder)")
     p.add_argument("--training", metavar="FILE",
-                   help="training summary JSON (default RUN_DIR/training_summary.json)")
+                   help="training summary JSON (default training_summary.json of the checkpoint or run folder)")
     p.set_defaults(func=_push)
 
     p = sub.add_parser(

@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Any
 
+from mrizoo.cli import _args
+
 __all__ = ["register"]
 
 
@@ -16,8 +18,10 @@ def register(subparsers: Any) -> None:
         "reconstruct",
         help="reconstruct a fastMRI-convention .h5 volume (or a folder of them) with a model",
         description="Reconstruct every slice of fastMRI-convention volumes. Fully sampled k-space is "
-        "undersampled retrospectively (mask seeded from the file name); a stored mask is used as is. "
-        "The output holds 'reconstruction' [slices, H, W] and the attributes fastMRI's evaluate.py reads.",
+        "undersampled retrospectively (mask seeded from the file name); k-space that is already "
+        "undersampled is reconstructed from its own samples, never undersampled again. The output holds "
+        "'reconstruction' [slices, H, W], the attributes fastMRI's evaluate.py reads and the weights' "
+        "source and sha256. Every option is checked before any work.",
     )
     p.add_argument("model", help="zoo name, hf-hub:org/repo[@revision] or checkpoint folder")
     p.add_argument("input", help="a .h5 volume or a folder of them")
@@ -25,23 +29,26 @@ def register(subparsers: Any) -> None:
                    help="output .h5 (a folder when INPUT is one); default <input>_<model>")
     g = p.add_argument_group("undersampling (fully sampled input only)")
     g.add_argument("--mask", default=None, help="mask family (default: the model's training mask, else equispaced)")
-    g.add_argument("--acceleration", type=float, default=None,
+    g.add_argument("--acceleration", type=_args.acceleration, default=None,
                    help="acceleration R (default: the model's first training acceleration, else 4)")
-    g.add_argument("--center-fraction", type=float, default=None,
+    g.add_argument("--center-fraction", type=_args.center_fraction, default=None,
                    help="fully sampled centre fraction (default: the model's, else 0.32 / R)")
     r = p.add_argument_group("running")
-    r.add_argument("--batch-size", type=int, default=4, help="slices per model call (default 4)")
-    r.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    r.add_argument("--upsample", type=int, default=1,
+    r.add_argument("--batch-size", type=_args.positive_int, default=4, help="slices per model call (default 4)")
+    r.add_argument("--device", type=_args.device, default=None, help="torch device (default: cuda when available, else cpu)")
+    r.add_argument("--upsample", type=_args.positive_int, default=1,
                    help="reconstruct at F times the size and crop back (VarNet only; default 1)")
-    r.add_argument("--samples", type=int, default=None,
+    r.add_argument("--samples", type=_args.int_at_least(2), default=None,
                    help="posterior models: P samples; writes their mean and 'std'")
     r.add_argument("--save-samples", action="store_true", help="also write all 'samples' [P, slices, H, W]")
-    r.add_argument("--seed", type=int, default=0, help="noise seed of posterior samplers (default 0)")
+    r.add_argument("--seed", type=_args.nonnegative_int, default=0, help="noise seed of posterior samplers (default 0)")
     o = p.add_argument_group("output")
-    o.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    x = o.add_mutually_exclusive_group()
+    x.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    x.add_argument("--skip-existing", action="store_true",
+                   help="keep complete existing outputs and do the rest (resumes a folder run that stopped)")
     o.add_argument("--figure", default=None, help="write a comparison PNG (a folder of PNGs for folder input)")
-    o.add_argument("--figure-slice", type=int, default=None, help="slice shown in the figure (default: middle)")
+    o.add_argument("--figure-slice", type=_args.slice_index, default=None, help="slice shown in the figure (default: middle)")
     o.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run)
 
@@ -60,9 +67,13 @@ def _run(args: argparse.Namespace) -> int:
         mask=args.mask, acceleration=args.acceleration, center_fraction=args.center_fraction,
         batch_size=args.batch_size, device=args.device, samples=args.samples,
         save_samples=args.save_samples, upsample=args.upsample, overwrite=args.overwrite,
+        skip_existing=args.skip_existing,
         figure=args.figure, figure_slice=args.figure_slice, seed=args.seed,
         progress=not args.no_progress,
     )
+    weights = next((r.weights for r in results if r.weights), "")
+    if weights:
+        print(f"weights: {weights}")
     for res in results:
         print(res.summary())
         if res.figure is not None:

@@ -27,9 +27,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="clear RUN_DIR when it holds a run already")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--install", dest="install", action="store_true", default=None,
-                       help="write the trained weights to the local zoo (default for full runs)")
+                       help="write the trained weights to the local zoo (default for full runs; never for --smoke)")
     group.add_argument("--no-install", dest="install", action="store_false",
-                       help="do not write to the local zoo (default for --smoke)")
+                       help="do not write to the local zoo (always so for --smoke)")
     p.add_argument("--data-root", metavar="DIR",
                    help="folder holding the datasets that pool sources select from (default $MRIZOO_POOL_ROOT)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

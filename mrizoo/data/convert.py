@@ -3,8 +3,9 @@
 Converters are registered by source-format name with :func:`register_converter`; the
 ``mrizoo convert FORMAT IN OUT`` command offers every registered one. A converter is a
 function ``(source, dest, *, overwrite=False, **options) -> ConversionResult``; most build a
-k-space array ``[slices, coils, H, W]`` and hand it to :func:`kspace_to_volume`, which adds
-the RSS target, the ``max``/``norm`` attributes, the sampling mask and the ISMRMRD header.
+k-space array ``[slices, coils, H, W]`` and hand it to :func:`kspace_to_volume`, which reads
+the sampling from the data and adds the sampling attributes and mask, the RSS target and its
+``max``/``norm`` attributes (fully sampled data only) and the ISMRMRD header.
 
 Converters living in other modules are found through ``PLUGIN_MODULES`` (imported on
 first use of the registry); a plugin module may define ``register_converters()``, called
@@ -27,8 +28,9 @@ import torch
 
 from mrizoo.data.bart import cfl_base, read_cfl
 from mrizoo.data.slices import center_crop
-from mrizoo.data.writer import make_ismrmrd_header, write_volume
+from mrizoo.data.writer import check_output, make_ismrmrd_header, write_volume
 from mrizoo.errors import InputError
+from mrizoo.masks.sampling import SamplingInfo, detect_sampling
 from mrizoo.physics.coils import rss
 from mrizoo.physics.fft import ifft2c
 
@@ -47,7 +49,9 @@ __all__ = [
 ]
 
 # modules whose converters join the registry on its first use (see _load_plugins)
-PLUGIN_MODULES: list[str] = ["mrizoo.data.converters.generic", "mrizoo.data.converters.catalog_converters"]
+PLUGIN_MODULES: list[str] = [
+    "mrizoo.data.converters.generic", "mrizoo.data.converters.catalog_converters", "mrizoo.data.converters.twix",
+]
 
 ConverterFunc = Callable[..., "ConversionResult"]
 
@@ -66,24 +70,40 @@ class ConverterSpec:
 
 @dataclass(frozen=True)
 class ConversionResult:
-    """What a converter wrote."""
+    """What a converter wrote, with the sampling read from the data."""
 
     path: Path
     kspace_shape: tuple[int, ...]
     target_shape: tuple[int, ...] | None
-    undersampled: bool
-    sampled_columns: int
+    sampling_info: SamplingInfo
+
+    @property
+    def undersampled(self) -> bool:
+        return not self.sampling_info.fully_sampled
+
+    @property
+    def sampling(self) -> str:
+        return self.sampling_info.sampling
+
+    @property
+    def acceleration(self) -> float:
+        return self.sampling_info.acceleration
+
+    @property
+    def center_shape(self) -> tuple[int, int]:
+        return self.sampling_info.center_shape
+
+    @property
+    def sampled_columns(self) -> int:
+        """Columns holding at least one measured sample."""
+        return int(self.sampling_info.mask.any(dim=0).sum())
 
     def summary(self) -> str:
         target = "no target (undersampled input)" if self.target_shape is None else (
             f"reconstruction_rss {list(self.target_shape)}"
         )
-        cols = self.kspace_shape[-1]
-        sampling = (
-            f"undersampled, {self.sampled_columns}/{cols} columns" if self.undersampled
-            else "fully sampled"
-        )
-        return f"wrote {self.path}: kspace {list(self.kspace_shape)} ({sampling}), {target}"
+        return (f"wrote {self.path}: kspace {list(self.kspace_shape)} ({self.sampling_info.describe()}), "
+                f"{target}")
 
 
 _REGISTRY: dict[str, ConverterSpec] = {}
@@ -176,49 +196,54 @@ def kspace_to_volume(
     patient_id: str | None = None,
     attrs: dict[str, Any] | None = None,
     overwrite: bool = False,
+    sources: tuple[str | os.PathLike[str], ...] = (),
+    path: str | os.PathLike[str] | None = None,
 ) -> ConversionResult:
     """Write centred k-space ``[slices, coils, H, W]`` as a fastMRI volume.
 
-    Columns (W, phase encode) holding no nonzero sample in any slice or coil count as not
-    acquired. When every column is acquired the volume gets the target
-    ``reconstruction_rss`` (RSS of ``ifft2c``, centre-cropped to ``crop``) and the attributes
-    ``max`` and ``norm`` (maximum and L2 norm of that target over the volume). Otherwise the
-    column ``mask`` is stored instead and no target is written: the zero-filled RSS of
-    undersampled data is not a reference image.
+    The sampling is read from the data (:func:`~mrizoo.masks.sampling.detect_sampling`): a
+    location exactly zero in every slice and coil was not measured. The volume gets the
+    attributes ``sampling``, ``acceleration`` and ``center_shape`` (and any recognised
+    partial-Fourier or zero-padding bands) and, unless every location is measured, the
+    ``mask`` (``[W]`` for a column pattern, else ``[H, W]``). Only fully sampled data get the
+    target ``reconstruction_rss`` (RSS of ``ifft2c``, centre-cropped to ``crop``) and the
+    attributes ``max`` and ``norm``: the zero-filled RSS of undersampled data is not a
+    reference image. ``sources`` are the input files, never overwritten; ``path`` names the
+    input in error messages.
     """
+    check_output(dest, sources, overwrite=overwrite)
+    where = path if path is not None else (sources[0] if sources else None)
     k = kspace.detach().cpu() if isinstance(kspace, torch.Tensor) else torch.from_numpy(np.asarray(kspace))
     if not torch.is_complex(k) or k.ndim != 4 or 0 in k.shape:
-        raise InputError("k-space must be complex [slices, coils, H, W]", field="kspace",
+        raise InputError("k-space must be complex [slices, coils, H, W]", path=where, field="kspace",
                          got=f"{k.dtype} {tuple(k.shape)}")
     k = k.to(torch.complex64)
-    if not torch.isfinite(torch.view_as_real(k)).all():
-        raise InputError("k-space holds non-finite values (NaN or Inf)", field="kspace")
+    info = detect_sampling(k, path=where)
     h, w = k.shape[-2:]
     crop_hw = (h, w) if crop is None else _check_crop(crop, (h, w))
-    columns = (k != 0).flatten(0, 2).any(dim=0)  # [W]
-    undersampled = not bool(columns.all())
 
     volume_attrs: dict[str, Any] = {"acquisition": str(acquisition)}
     if patient_id is not None:
         volume_attrs["patient_id"] = str(patient_id)
     volume_attrs.update(attrs or {})
+    volume_attrs.update(info.attrs())
     targets = None
-    if not undersampled:
+    if info.fully_sampled:
         target = torch.stack([center_crop(rss(ifft2c(k[s])), crop_hw) for s in range(k.shape[0])])
         targets = {"reconstruction_rss": target.numpy()}
         volume_attrs["max"] = float(target.max())
         volume_attrs["norm"] = float(torch.linalg.vector_norm(target.double()))
+    mask = None if bool(info.mask.all()) else info.stored_mask()
     header = make_ismrmrd_header((h, w, 1), (crop_hw[0], crop_hw[1], 1))
-    path = write_volume(
-        dest, kspace=k.numpy(), mask=columns.numpy() if undersampled else None, targets=targets,
-        attrs=volume_attrs, header=header, overwrite=overwrite,
+    out = write_volume(
+        dest, kspace=k.numpy(), mask=mask, targets=targets, attrs=volume_attrs, header=header,
+        overwrite=overwrite, sources=sources,
     )
     return ConversionResult(
-        path=path,
+        path=out,
         kspace_shape=tuple(k.shape),
         target_shape=None if targets is None else tuple(targets["reconstruction_rss"].shape),
-        undersampled=undersampled,
-        sampled_columns=int(columns.sum()),
+        sampling_info=info,
     )
 
 
@@ -318,9 +343,11 @@ def convert_bart(
 ) -> ConversionResult:
     """Convert a BART k-space array (``NAME``, ``NAME.cfl`` or ``NAME.hdr``) to ``dest``."""
     base = cfl_base(source)
+    sources = (base.with_suffix(".cfl"), base.with_suffix(".hdr"))
+    check_output(dest, sources, overwrite=overwrite)
     kspace = bart_to_kspace(read_cfl(base), slice_axis=slice_axis, slice_ifft=slice_ifft,
                             path=base.with_suffix(".cfl"))
     return kspace_to_volume(
         kspace, dest, crop=crop, acquisition=acquisition, patient_id=patient_id,
-        attrs={"source_format": "bart"}, overwrite=overwrite,
+        attrs={"source_format": "bart"}, overwrite=overwrite, sources=sources,
     )

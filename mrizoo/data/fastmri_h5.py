@@ -4,8 +4,8 @@ One file holds one volume: dataset ``kspace`` (complex, ``[slices, coils, H, W]`
 ``[slices, H, W]`` for single-coil data; ``W`` is the phase-encode axis), an optional
 sampling ``mask`` (``[W]`` columns, or ``[H, W]`` for a 2D pattern), optional real targets
 ``[slices, h, w]`` (``reconstruction_rss``, ``reconstruction_esc``, ``reconstruction``), file
-attributes (``max``, ``norm``, ``acquisition``, ``patient_id``) and the ISMRMRD XML header
-``ismrmrd_header``. :class:`FastMRIVolume` validates the layout when it opens a file and the
+attributes (``max``, ``norm``, ``acquisition``, ``patient_id``; mrizoo adds ``sampling``,
+``acceleration`` and ``center_shape``) and the ISMRMRD XML header ``ismrmrd_header``. :class:`FastMRIVolume` validates the layout when it opens a file and the
 values of every slice it serves; it never reads more than the requested slice.
 """
 
@@ -22,6 +22,12 @@ import numpy as np
 import torch
 
 from mrizoo.errors import InputError
+from mrizoo.masks.sampling import (
+    SamplingInfo,
+    analyse_mask,
+    check_kspace_like,
+    mask_from_any,
+)
 
 __all__ = [
     "FastMRIVolume",
@@ -129,6 +135,7 @@ class FastMRIVolume:
             raise
         self._header: HeaderSizes | None = None
         self._header_read = False
+        self._sampling: SamplingInfo | None = None
 
     # ------------------------------------------------------------------ layout
     def _validate_layout(self) -> None:
@@ -266,6 +273,51 @@ class FastMRIVolume:
                 got=f"values {odd.tolist()}",
             )
         return torch.from_numpy(values.astype(bool))
+
+    def sampling_info(self) -> SamplingInfo:
+        """What the volume measured (computed once, then cached).
+
+        Files that carry the ``sampling`` attribute (written by mrizoo) are described by their
+        stored mask (all locations when there is none), which must agree with the attribute.
+        Other files (fastMRI's own, foreign converters) are read whole once: a location exactly
+        zero in every slice and coil was not measured. A stored mask that claims locations
+        the data hold no sample at is refused.
+        """
+        if self._sampling is not None:
+            return self._sampling
+        h, w = self.kspace_shape[-2:]
+        stored = self.mask()
+        label = self.attrs.get("sampling")
+        if label is not None:
+            if label not in ("fully_sampled", "undersampled"):
+                raise InputError("unknown sampling label", path=self.path, field="sampling",
+                                 expected="'fully_sampled' or 'undersampled'", got=repr(label))
+            measured = (torch.ones(h, w, dtype=torch.bool) if stored is None
+                        else mask_from_any(stored, (h, w), path=self.path))
+            info = analyse_mask(measured, path=self.path)
+            if info.sampling != label:
+                raise InputError(
+                    "the 'sampling' attribute disagrees with the stored mask", path=self.path,
+                    field="sampling", expected=info.sampling, got=label,
+                )
+        else:
+            measured = torch.zeros(h, w, dtype=torch.bool)
+            for i in range(self.num_slices):
+                k = self.kspace(i)
+                measured |= (k != 0).reshape(-1, h, w).any(dim=0)
+            check_kspace_like(self.kspace(self.num_slices // 2), path=self.path)
+            info = analyse_mask(measured, path=self.path, field="kspace")
+            if stored is not None:
+                claimed = mask_from_any(stored, (h, w), path=self.path)
+                if bool((measured & ~claimed).any()):
+                    raise InputError(
+                        "k-space holds samples where the stored mask says none were taken",
+                        path=self.path, field="mask",
+                        expected="a mask covering every nonzero k-space location",
+                        got=f"{int((measured & ~claimed).sum())} samples outside the mask",
+                    )
+        self._sampling = info
+        return info
 
     def target(self, i: int, key: str = "reconstruction_rss") -> torch.Tensor:
         """Stored image ``key`` of slice ``i`` as float32 ``[h, w]``."""

@@ -20,6 +20,7 @@ import torch
 
 from mrizoo.data.fastmri_h5 import FastMRIVolume
 from mrizoo.errors import InputError
+from mrizoo.metrics.region import center_crop  # one crop for data and metrics
 from mrizoo.physics.coils import rss, sense_combine
 from mrizoo.physics.fft import ifft2c
 
@@ -34,17 +35,6 @@ __all__ = [
 ]
 
 SeedMode = Literal["random", "filename", "sample"]
-
-
-def center_crop(x: torch.Tensor | np.ndarray, shape: tuple[int, int]) -> Any:
-    """Crop the last two axes to ``shape``; the window starts at ``(H - h) // 2, (W - w) // 2``."""
-    h, w = int(shape[0]), int(shape[1])
-    big_h, big_w = x.shape[-2], x.shape[-1]
-    if not (0 < h <= big_h and 0 < w <= big_w):
-        raise InputError("crop does not fit in the image", field="crop",
-                         expected=f"1..{big_h} x 1..{big_w}", got=(h, w))
-    top, left = (big_h - h) // 2, (big_w - w) // 2
-    return x[..., top : top + h, left : left + w]
 
 
 @dataclass
@@ -239,10 +229,12 @@ class SliceDataset(torch.utils.data.Dataset):
     ) -> tuple[torch.Tensor, bool]:
         """Mask ``[H, W]`` and whether it came from the file (already undersampled data)."""
         stored = vol.mask()
-        if stored is not None and not bool(stored.all()):
-            return (stored.expand(shape) if stored.ndim == 1 else stored).clone(), True
+        measured = None if stored is None else (stored.expand(shape) if stored.ndim == 1 else stored).clone()
+        label = vol.attrs.get("sampling")  # written with every volume: a stored mask may only mark zero bands
+        if measured is not None and not bool(measured.all()) and label != "fully_sampled":
+            return measured, True
         if self.mask_name is None:
-            return torch.ones(shape, dtype=torch.bool), False
+            return (torch.ones(shape, dtype=torch.bool) if measured is None else measured), False
         from mrizoo.masks import create_mask
 
         seed = self._mask_seed(fname, slice_index)

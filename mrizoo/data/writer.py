@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -17,10 +17,49 @@ from xml.sax.saxutils import escape
 import h5py
 import numpy as np
 
+from mrizoo._atomic import default_mode, write_error
 from mrizoo.data.fastmri_h5 import ISMRMRD_NAMESPACE, RESERVED_KEYS, parse_ismrmrd_header
 from mrizoo.errors import InputError
 
-__all__ = ["write_volume", "make_ismrmrd_header"]
+__all__ = ["check_not_source", "check_output", "write_volume", "make_ismrmrd_header"]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+def check_output(
+    dest: str | os.PathLike[str], sources: Iterable[str | os.PathLike[str]] = (), *, overwrite: bool = False
+) -> Path:
+    """Checks on an output volume path made before any work: not an input, new unless ``overwrite``,
+    a file (not a folder), in an existing folder."""
+    path = Path(dest)
+    check_not_source(path, sources)
+    if path.exists() and not path.is_file():
+        raise InputError("exists and is not a file", path=path, expected="a path for the output .h5 file")
+    if path.exists() and not overwrite:
+        raise InputError("file exists", path=path, expected="a new path, or overwrite (CLI: --overwrite)")
+    if not path.parent.is_dir():
+        raise InputError("folder does not exist", path=path.parent, expected="an existing folder for the output")
+    return path
+
+
+def check_not_source(
+    dest: str | os.PathLike[str], sources: Iterable[str | os.PathLike[str]] = ()
+) -> None:
+    """Refuse an output path that is one of the input files (``--overwrite`` would destroy it)."""
+    out = Path(dest)
+    for src in sources:
+        if _same_file(out, Path(src)):
+            raise InputError(
+                "the output would replace an input file", path=out,
+                expected="an output path other than the input files", got=f"input {src}",
+            )
 
 
 def make_ismrmrd_header(
@@ -189,6 +228,7 @@ def write_volume(
     header: str | bytes | None = None,
     overwrite: bool = False,
     compression: str | None = None,
+    sources: Iterable[str | os.PathLike[str]] = (),
 ) -> Path:
     """Write one fastMRI-convention volume and return its path.
 
@@ -200,9 +240,11 @@ def write_volume(
     None and k-space is given, a minimal header with the k-space and target sizes is made.
     ``compression`` (e.g. ``"gzip"``) stores datasets in per-slice chunks.
     Arrays may be numpy arrays or torch tensors. An existing file is only replaced when
-    ``overwrite`` is true.
+    ``overwrite`` is true, and never when it is one of ``sources`` (the files the volume was
+    made from). The file gets the permissions of a plain ``open()`` under the user's umask.
     """
     path = Path(path)
+    check_not_source(path, sources)
     if path.exists() and not overwrite:
         raise InputError("file exists", path=path, expected="a new path, or overwrite=True")
     if path.exists() and not path.is_file():
@@ -247,7 +289,14 @@ def write_volume(
                         "attribute cannot be stored in HDF5", path=path, field=f"attrs[{key!r}]",
                         expected="a string, number, or numeric array", got=f"{type(value).__name__} ({err})",
                     ) from None
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        clear = write_error(err, path)
+        if clear is None:
+            raise
+        raise clear from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

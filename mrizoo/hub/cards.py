@@ -342,7 +342,7 @@ def _cite(entry: ModelEntry) -> str:
     return f" ({'; '.join(labels)})" if labels else ""
 
 
-def _section_what(entry: ModelEntry, config: Any, arch_description: str) -> str:
+def _section_what(entry: ModelEntry, config: Any, arch_description: str, load_spec: str | None = None) -> str:
     t = entry.task
     kind = "posterior sampler" if _is_posterior(entry) else "reconstruction method"
     domain = "single-coil" if t.coils == "single" else "multi-coil"
@@ -356,7 +356,7 @@ def _section_what(entry: ModelEntry, config: Any, arch_description: str) -> str:
         ["Mask", _mask(entry)],
         ["Coils", _coils(entry)],
         ["Target", f"`{t.target}`: {_TARGETS[t.target]}"],
-        ["Weights", _weights_line(entry)],
+        ["Weights", "this checkpoint (`model.safetensors`, sha256 below)" if load_spec else _weights_line(entry)],
     ]
     if _image_size(entry):
         rows.insert(5, ["Image size", f"{_image_size(entry)} (as trained)"])
@@ -366,14 +366,14 @@ def _section_what(entry: ModelEntry, config: Any, arch_description: str) -> str:
     return "\n".join(parts)
 
 
-def _section_use(entry: ModelEntry, checkpoint: CheckpointFacts | None) -> str:
+def _section_use(entry: ModelEntry, checkpoint: CheckpointFacts | None, load_spec: str | None = None) -> str:
     name = entry.name
     parts = [
         "## How to use",
         "",
         "```python",
         "import mrizoo",
-        f'model = mrizoo.load("{name}")',
+        f'model = mrizoo.load("{load_spec or name}")',
         "image = model.reconstruct(kspace, mask)",
         "```",
         "",
@@ -387,7 +387,11 @@ def _section_use(entry: ModelEntry, checkpoint: CheckpointFacts | None) -> str:
     if not entry.weights.available and checkpoint is None:
         parts += ["", f"No weights are published yet, so `mrizoo.load` raises until they are; "
                       f'`mrizoo.create("{name}")` builds the model with random weights.']
-    if entry.weights.kind == "package":
+    if load_spec:
+        parts += ["", f"These weights are not the zoo's `{name}` weights: `mrizoo.load(\"{name}\")` loads those. "
+                      "This repository holds a checkpoint in mrizoo's format (`config.json` + `model.safetensors`, "
+                      "sha256 checked at every load); a downloaded copy loads with `mrizoo.load(folder)`."]
+    elif entry.weights.kind == "package":
         parts += ["", f"The weights ship inside the mrizoo package (`mrizoo/weights/{entry.weights.path}/`): "
                       "`mrizoo.load` needs no network and checks their sha256 before loading."]
     elif checkpoint is not None:
@@ -674,8 +678,13 @@ def build_model_card(
     pool: PoolDescription | None = None,
     recipe_training: dict[str, Any] | None = None,
     checkpoint: CheckpointFacts | None = None,
+    load_spec: str | None = None,
 ) -> Any:
-    """The :class:`huggingface_hub.ModelCard` of ``entry`` (metadata + the sections, deterministic)."""
+    """The :class:`huggingface_hub.ModelCard` of ``entry`` (metadata + the sections, deterministic).
+
+    ``load_spec`` (e.g. ``hf-hub:org/repo``) makes it the card of one checkpoint that is not the
+    entry's published weights: the card says how to load that checkpoint, not the zoo name.
+    """
     from huggingface_hub import ModelCard, ModelCardData
 
     from mrizoo.zoo.architectures import ARCHITECTURES
@@ -706,8 +715,8 @@ def build_model_card(
     )
     sections = [
         f"# {entry.name}\n\n{entry.description}",
-        _section_what(entry, config, arch.description if arch else "custom architecture"),
-        _section_use(entry, checkpoint),
+        _section_what(entry, config, arch.description if arch else "custom architecture", load_spec),
+        _section_use(entry, checkpoint, load_spec),
         _section_data(entry, pool, recipe_training),
         _section_training(entry, recipe_training, training_summary),
         _section_evaluation(entry, results),

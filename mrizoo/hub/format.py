@@ -2,7 +2,13 @@
 
 ``config.json`` says what to build (architecture family and its config), what the model is for
 (the zoo entry's task), and where it came from (mrizoo version, zoo name, recipe name and the
-sha256 of the recipe file). Weights are safetensors only: nothing pickled is ever read here.
+sha256 of the recipe file). It also records ``weights_sha256``, the sha256 of
+``model.safetensors``, which every load checks, so damaged or edited weights are refused.
+Weights are safetensors only: nothing pickled is ever read here.
+
+Every loaded model carries ``model.weights_source``, a plain dict saying which weights it runs
+(``name``, ``kind``, ``location``, ``revision``, ``sha256``; see :func:`weights_source`), and
+:func:`describe_weights` turns it into the one line that outputs and messages show.
 """
 
 from __future__ import annotations
@@ -22,13 +28,21 @@ from mrizoo._atomic import atomic_dir
 from mrizoo._dataclass_io import to_dict
 from mrizoo.errors import InputError
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "FORMAT_VERSION", "save_pretrained", "from_pretrained",
-           "read_config", "load_weights", "sha256_file"]
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "FORMAT_VERSION", "WEIGHTS_SHA256_KEY", "WEIGHTS_KINDS",
+           "save_pretrained", "from_pretrained", "read_config", "load_weights", "sha256_file", "verify_weights",
+           "weights_source", "describe_weights"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 FORMAT_VERSION = 1
+WEIGHTS_SHA256_KEY = "weights_sha256"
+#: ``weights_source["kind"]``: shipped in the package, trained into the local zoo, a Hub repo, a converted
+#: upstream file, a checkpoint folder given by path, random initialisation, or a method without weights.
+WEIGHTS_KINDS = ("package", "local", "hub", "upstream", "folder", "random", "builtin")
+_KIND_TEXT = {"package": "shipped package weights", "local": "locally trained weights", "hub": "Hub weights",
+              "upstream": "upstream weights (converted)", "folder": "weights from a checkpoint folder",
+              "random": "random initialisation (no trained weights)", "builtin": "no learned weights"}
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
@@ -90,6 +104,7 @@ def save_pretrained(
                 if item.name not in (CONFIG_NAME, WEIGHTS_NAME) and item.is_file():
                     shutil.copy2(item, tmp / item.name)
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "mrizoo_arch": arch})
+        doc[WEIGHTS_SHA256_KEY] = sha256_file(tmp / WEIGHTS_NAME)
         (tmp / CONFIG_NAME).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     return out
 
@@ -107,6 +122,11 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
         if not isinstance(doc.get(key), kind):
             raise InputError("missing or wrong field", path=path, field=key, expected=kind.__name__,
                              got=type(doc.get(key)).__name__)
+    recorded = doc.get(WEIGHTS_SHA256_KEY)
+    if recorded is not None and not (isinstance(recorded, str) and len(recorded) == 64
+                                     and all(c in "0123456789abcdef" for c in recorded)):
+        raise InputError("missing or wrong field", path=path, field=WEIGHTS_SHA256_KEY,
+                         expected="64 lowercase hex digits", got=repr(recorded)[:80])
     version = doc.get("format_version", FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise InputError("checkpoint written by a newer mrizoo", path=path, field="format_version",
@@ -140,8 +160,58 @@ def load_weights(model: nn.Module, weights: str | os.PathLike[str], *, strict: b
     return model
 
 
+def verify_weights(directory: str | os.PathLike[str], doc: dict[str, Any] | None = None) -> str:
+    """The sha256 of a checkpoint's ``model.safetensors``, checked against the one its ``config.json`` records.
+
+    A mismatch (damaged or edited weights) is an :class:`InputError` naming the file and both
+    digests. Checkpoints written before the digest was recorded have nothing to check against.
+    """
+    folder = Path(directory)
+    doc = read_config(folder) if doc is None else doc
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise InputError("weights file not found", path=weights)
+    actual = sha256_file(weights)
+    expected = doc.get(WEIGHTS_SHA256_KEY)
+    if expected is not None and actual != expected:
+        raise InputError(f"the weights do not match the sha256 that {CONFIG_NAME} records: the file was changed "
+                         "or damaged after it was saved and was not loaded", path=weights,
+                         field=WEIGHTS_SHA256_KEY, expected=expected, got=actual)
+    return actual
+
+
+def weights_source(kind: str, *, name: str | None = "", location: str | os.PathLike[str] = "",
+                   revision: str | None = "", sha256: str | None = "") -> dict[str, str]:
+    """The ``model.weights_source`` dict: which weights a model runs (all values plain strings)."""
+    if kind not in WEIGHTS_KINDS:
+        raise ValueError(f"unknown weights kind {kind!r}; expected one of {WEIGHTS_KINDS}")
+    return {"name": name or "", "kind": kind, "location": os.fspath(location) if location else "",
+            "revision": revision or "", "sha256": sha256 or ""}
+
+
+def describe_weights(model: nn.Module) -> str:
+    """One line saying which weights ``model`` runs, e.g. ``varnet-mini-r4: shipped package weights, sha256 1a2b3c4d...``."""
+    src = getattr(model, "weights_source", None)
+    if not isinstance(src, dict) or src.get("kind") not in _KIND_TEXT:
+        entry = getattr(model, "zoo_entry", None)
+        return f"{getattr(entry, 'name', None) or type(model).__name__}: weights of unknown origin"
+    text = _KIND_TEXT[src["kind"]]
+    where = src.get("location", "")
+    if src["kind"] == "hub" and where:
+        text += f" {where}" + (f"@{src['revision']}" if src.get("revision") else "")
+    elif src["kind"] in ("local", "upstream", "folder") and where:
+        text += f" ({where})"
+    if src.get("sha256"):
+        text += f", sha256 {src['sha256'][:12]}..."
+    return f"{src.get('name') or 'model'}: {text}"
+
+
 def from_pretrained(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Build the model a checkpoint folder describes and load its weights (strict)."""
+    """Build the model a checkpoint folder describes and load its weights (sha256-checked, strict).
+
+    The model's ``weights_source`` says ``kind: folder``; :func:`mrizoo.load` replaces it with
+    where the folder came from (package, local zoo, Hub, upstream).
+    """
     from mrizoo.zoo.architectures import get_architecture
 
     folder = Path(directory)
@@ -150,10 +220,13 @@ def from_pretrained(directory: str | os.PathLike[str], *, map_location: str | to
     arch = get_architecture(doc["arch"], source)
     config = arch.make_config(None, doc["config"], source)
     model = arch.build(config)
+    digest = verify_weights(folder, doc)
     load_weights(model, folder / WEIGHTS_NAME)
     model.zoo_entry = _entry_for(doc, source)
     model.zoo_config = config
     model.pretrained_from = str(folder)
+    name = doc.get("name") if isinstance(doc.get("name"), str) else ""
+    model.weights_source = weights_source("folder", name=name, location=folder, sha256=digest)
     return model.to(map_location).eval()
 
 

@@ -8,8 +8,10 @@
 - ``upstream/``, ``downloads/``, ``quarantine/``: converted upstream checkpoints, partial
   downloads and files that failed their sha256 check (see :mod:`mrizoo.hub.upstream`).
 
-Precedence: for a zoo name, weights in the local zoo win over the entry's published source
-(a log line says so); ``mrizoo.load(name, prefer_local=False)`` takes the published ones.
+Precedence: for a zoo name, weights in the local zoo win over the entry's published source; when
+they hide shipped or published weights, a one-line warning (logger ``mrizoo.hub``, printed on
+stderr even with no logging set up) says so at every load, and ``model.weights_source`` records
+it. ``mrizoo.load(name, prefer_local=False)`` takes the published ones. Smoke runs never write here.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from mrizoo.hub.format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, read_config,
 from mrizoo.zoo.entry import ModelEntry
 
 __all__ = ["TRAINING_SUMMARY_NAME", "PushError", "CheckedCheckpoint", "PushResult", "check_checkpoint",
-           "stage_checkpoint", "push_checkpoint", "validate_repo_id"]
+           "stage_checkpoint", "push_checkpoint", "validate_repo_id", "checkpoint_folder"]
 
 TRAINING_SUMMARY_NAME = "training_summary.json"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -172,6 +172,79 @@ def check_checkpoint(directory: str | os.PathLike[str]) -> CheckedCheckpoint:
     return CheckedCheckpoint(folder, doc, entry, config, facts)
 
 
+RUN_META_NAME = "run.json"
+RUN_RECIPE_NAME = "recipe.yaml"
+RUN_MODEL_DIR = "model"
+
+
+def checkpoint_folder(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
+    """``(checkpoint folder, run folder or None)`` of what a user passes to push.
+
+    A training run folder (``RUN_DIR``, holding ``model/config.json``) stands for its published
+    checkpoint ``RUN_DIR/model``; ``RUN_DIR/model`` itself is recognised as part of its run.
+    """
+    src = Path(path)
+    if not (src / CONFIG_NAME).is_file() and (src / RUN_MODEL_DIR / CONFIG_NAME).is_file():
+        return src / RUN_MODEL_DIR, src
+    if src.name == RUN_MODEL_DIR and (src.parent / RUN_META_NAME).is_file():
+        return src, src.parent
+    return src, None
+
+
+def _run_meta(run: Path | None) -> dict[str, Any]:
+    import json
+
+    if run is None or not (run / RUN_META_NAME).is_file():
+        return {}
+    try:
+        doc = json.loads((run / RUN_META_NAME).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"unreadable run description ({err})", path=run / RUN_META_NAME) from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def _run_recipe_training(run: Path | None) -> dict[str, Any] | None:
+    """The ``training:`` mapping of the recipe copy a run folder keeps (None without one)."""
+    import yaml
+
+    path = None if run is None else run / RUN_RECIPE_NAME
+    if path is None or not path.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(f"not valid YAML: {err}", path=path) from None
+    section = doc.get("training") if isinstance(doc, dict) else None
+    return section if isinstance(section, dict) else None
+
+
+def _is_published(entry: ModelEntry, weights_sha256: str) -> bool:
+    """Whether the checkpoint holds exactly the weights the zoo entry publishes (pinned sha256)."""
+    return entry.weights.kind in ("package", "hub") and entry.weights.sha256 == weights_sha256
+
+
+def _checkpoint_entry(entry: ModelEntry, facts: CheckpointFacts, summary: TrainingSummary | None,
+                      smoke: bool) -> ModelEntry:
+    """The entry as the card of one trained checkpoint shows it: its description is about this run.
+
+    The zoo entry's own description speaks of its published weights (their size, their
+    metrics); a checkpoint from another run must not borrow those claims.
+    """
+    from mrizoo.zoo.entry import WeightsSource
+
+    how = f" by the recipe `{summary.recipe}`" if summary is not None else ""
+    text = (f"A `{entry.model.arch}` checkpoint of the zoo model `{entry.name}` ({facts.num_parameters:,} "
+            f"parameters) trained with mrizoo{how}.")
+    task = entry.task
+    if smoke:
+        text += (" It comes from a smoke run (a few steps on small synthetic data, to test the pipeline): it is "
+                 "not a usable reconstruction model.")
+        task = dataclasses.replace(task, data="Synthetic multi-coil volumes simulated by mrizoo (smoke run)")
+    text += " The training summary and metrics below are this checkpoint's own."
+    tags = tuple(t for t in entry.tags if t != "demo")  # "demo" describes the shipped weights' training
+    return dataclasses.replace(entry, description=text, weights=WeightsSource(), task=task, tags=tags)
+
+
 def _prepare_dir(path: Path) -> bool:
     """Make ``path`` an empty folder; returns whether it was created here."""
     if path.exists():
@@ -189,15 +262,22 @@ def stage_checkpoint(
     results: str | os.PathLike[str] | EvaluationResults | None = None,
     training: str | os.PathLike[str] | TrainingSummary | None = None,
     pool: PoolDescription | None = None,
+    repo_id: str | None = None,
 ) -> CheckedCheckpoint:
     """Copy config and weights of ``run_dir`` into ``staging``, check the copies, write the card.
 
-    ``results``/``training`` default to ``evaluation.json``/``training_summary.json`` in
-    ``run_dir`` when present. On any error the staging folder is left empty (or removed if
-    it was created here).
+    ``run_dir`` is a checkpoint folder or a training run folder (its ``model/`` is pushed).
+    ``results``/``training`` default to ``evaluation.json``/``training_summary.json`` in the
+    checkpoint folder, else in the run folder, when present. Unless the weights are exactly
+    the entry's published ones, the card describes this checkpoint: its own parameter count,
+    training summary and metrics, and how to load it from ``repo_id``. On any error the
+    staging folder is left empty (or removed if it was created here).
     """
-    src = Path(run_dir)
+    src, run = checkpoint_folder(run_dir)
     if not (src / CONFIG_NAME).is_file():
+        if Path(run_dir).is_dir() and (Path(run_dir) / RUN_META_NAME).is_file():
+            raise InputError("the run folder has no published model yet (the run did not finish)",
+                             path=Path(run_dir) / RUN_MODEL_DIR, expected="model/config.json written by mrizoo train")
         read_config(src)  # the clear "not a checkpoint" error
     out = Path(staging)
     created = _prepare_dir(out)
@@ -206,18 +286,28 @@ def stage_checkpoint(
             if (src / name).is_file():
                 shutil.copyfile(src / name, out / name)
         checked = check_checkpoint(out)
-        if results is None and (src / RUN_RESULTS_NAME).is_file():
-            results = src / RUN_RESULTS_NAME
+        folders = [src] + ([run] if run is not None else [])
+        if results is None:
+            results = next((f / RUN_RESULTS_NAME for f in folders if (f / RUN_RESULTS_NAME).is_file()), None)
         if results is not None and not isinstance(results, EvaluationResults):
             results = load_results(results)
-        if training is None and (src / TRAINING_SUMMARY_NAME).is_file():
-            training = src / TRAINING_SUMMARY_NAME
+        if training is None:
+            training = next((f / TRAINING_SUMMARY_NAME for f in folders if (f / TRAINING_SUMMARY_NAME).is_file()),
+                            None)
         if training is not None and not isinstance(training, TrainingSummary):
             training = load_training_summary(training)
         entry = checked.entry
+        recipe_training = recipe_training_section(entry.recipe)
+        load_spec = None
+        if not _is_published(entry, checked.facts.weights_sha256):
+            smoke = bool(_run_meta(run).get("smoke")) or (training is not None
+                                                          and training.notes.endswith("smoke run"))
+            entry = _checkpoint_entry(entry, checked.facts, training, smoke)
+            recipe_training = _run_recipe_training(run) or recipe_training
+            load_spec = f"hf-hub:{repo_id}" if repo_id else "path/to/this/checkpoint"
         text = render_card(entry, config=checked.arch_config, results=results, training_summary=training,
-                           pool=pool, recipe_training=recipe_training_section(entry.recipe),
-                           checkpoint=checked.facts)
+                           pool=pool, recipe_training=recipe_training, checkpoint=checked.facts,
+                           load_spec=load_spec)
         (out / CARD_NAME).write_text(text, encoding="utf-8")
     except BaseException:
         if created:
@@ -274,7 +364,7 @@ def push_checkpoint(
     staging = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="mrizoo-push-"))
     if out is None:
         staging.rmdir()  # stage_checkpoint creates it again, and removes it on failure
-    checked = stage_checkpoint(run_dir, staging, results=results, training=training, pool=pool)
+    checked = stage_checkpoint(run_dir, staging, results=results, training=training, pool=pool, repo_id=repo_id)
     name = checked.entry.name
     branch = revision or "main"
     files = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)

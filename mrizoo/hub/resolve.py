@@ -50,6 +50,34 @@ class ResolvedCheckpoint:
     name: str | None = None
     sha256: str | None = None
     sha256_pinned: bool = False
+    revision: str | None = None
+    hub_repo: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The ``weights_source["kind"]`` of a model loaded from here."""
+        return {"dir": "folder", "local-zoo": "local"}.get(self.origin, self.origin)
+
+    @property
+    def location(self) -> str:
+        """``org/repo[/subfolder]`` for Hub checkpoints, else the folder."""
+        if self.origin == "hub" and self.hub_repo:
+            return self.hub_repo
+        return "" if self.folder is None else str(self.folder)
+
+
+def _snapshot_commit(folder: Path) -> str:
+    """The commit of a folder inside the Hugging Face cache (``.../snapshots/<commit>/...``), else ''."""
+    parts = folder.parts
+    if "snapshots" in parts:
+        i = len(parts) - 1 - parts[::-1].index("snapshots")
+        if i + 1 < len(parts):
+            return parts[i + 1]
+    return ""
+
+
+def _hub_repo(loc: HubLocation) -> str:
+    return loc.repo_id + (f"/{loc.subfolder}" if loc.subfolder else "")
 
 
 def no_weights_error(name: str) -> WeightsUnavailableError:
@@ -90,6 +118,24 @@ def _check_arch(folder: Path, name: str, arch: str, source: str, where: str | Pa
                          field="arch", expected=arch, got=got)
 
 
+_SHADOWED = {"package": "the shipped package weights", "hub": "the published Hub weights",
+             "upstream": "the published upstream weights"}
+
+
+def _announce_local(name: str, folder: Path, published: str) -> None:
+    """Say, at every load, that locally trained weights are used; a warning when they hide published ones.
+
+    Warnings go to the ``mrizoo.hub`` logger, which prints one line on stderr even when the
+    application configured no logging.
+    """
+    if published in _SHADOWED:
+        logger.warning("%s: loading the locally trained weights in %s instead of %s (mrizoo.load(name, "
+                       "prefer_local=False) loads those; remove the folder to drop the local ones)",
+                       name, folder, _SHADOWED[published])
+    else:
+        logger.info("%s: loading the locally trained weights in %s", name, folder)
+
+
 def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> ResolvedCheckpoint:
     from mrizoo.hub.upstream import fetch_upstream
     from mrizoo.zoo import registry
@@ -101,8 +147,7 @@ def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> Resolv
             if revision is not None:
                 raise InputError(f"zoo model {name!r} loads locally trained weights, which have no revisions",
                                  field="revision", expected="None (or prefer_local=False)", got=revision)
-            logger.info("%s: using the locally trained weights in %s (they take precedence over the "
-                        "entry's %s weights; pass prefer_local=False for those)", name, local, entry.weights.kind)
+            _announce_local(name, local, entry.weights.kind)
             return ResolvedCheckpoint(local, "local-zoo", f"locally trained ({local})", name)
     kind = entry.weights.kind
     if kind == "none":
@@ -123,7 +168,8 @@ def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> Resolv
         loc = hub_location(name, revision)
         folder, digest = fetch_hub_checkpoint(loc, what=name)
         _check_arch(folder, name, entry.model.arch, "Hub", f"{HF_HUB_PREFIX}{loc}/{CONFIG_NAME}")
-        return ResolvedCheckpoint(folder, "hub", f"hub {loc}", name, digest, loc.sha256 is not None)
+        return ResolvedCheckpoint(folder, "hub", f"hub {loc}", name, digest, loc.sha256 is not None,
+                                  _snapshot_commit(folder) or loc.revision, _hub_repo(loc))
     up = fetch_upstream(name)
     return ResolvedCheckpoint(up.folder, "upstream", f"upstream {up.url} (converted)", name, up.sha256,
                               up.sha256_pinned)
@@ -141,7 +187,8 @@ def resolve_checkpoint(spec: str | os.PathLike[str], *, revision: str | None = N
     if text.startswith(HF_HUB_PREFIX):
         loc = parse_hub_spec(text, revision)
         folder, digest = fetch_hub_checkpoint(loc, what=f"{HF_HUB_PREFIX}{loc}")
-        return ResolvedCheckpoint(folder, "hub", f"hub {loc}", None, digest, False)
+        return ResolvedCheckpoint(folder, "hub", f"hub {loc}", None, digest, False,
+                                  _snapshot_commit(folder) or loc.revision, _hub_repo(loc))
     path = Path(text).expanduser()
     is_name = isinstance(spec, str) and not _is_pathlike(text) and (text in registry.REGISTRY.names()
                                                                     or not path.is_dir())

@@ -8,6 +8,8 @@
 The fastMRI families (``random``, ``equispaced``, ``equispaced_fraction``, ``magic``) match
 ``fastmri.data.subsample`` bit for bit for the same seed; pass ``seed=seed_from_name(fname)`` to
 get fastMRI's test-time masks. ``*_horizontal`` variants select rows instead of columns.
+:func:`detect_sampling` reads the sampling of existing k-space from the data itself and
+:func:`mask_from_any` accepts every stored mask layout (see :mod:`mrizoo.masks.sampling`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mrizoo.masks._registry import (
     register_mask,
     seed_from_name,
 )
+from mrizoo.masks.sampling import SamplingInfo, analyse_mask, detect_sampling, mask_from_any
 
 __all__ = [
     "Mask",
@@ -33,4 +36,8 @@ __all__ = [
     "list_masks",
     "register_mask",
     "seed_from_name",
+    "SamplingInfo",
+    "analyse_mask",
+    "detect_sampling",
+    "mask_from_any",
 ]

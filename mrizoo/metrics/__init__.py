@@ -1,6 +1,9 @@
 """Image-quality and posterior metrics for MRI reconstruction.
 
 - :mod:`~mrizoo.metrics.image`: SSIM / PSNR / NMSE with fastMRI's conventions.
+- :mod:`~mrizoo.metrics.region`: :func:`score`, the one way a reconstruction is scored (fastMRI's
+  centre crop to the reference's size, then SSIM / PSNR / NMSE), and the figure caption.
+- :mod:`~mrizoo.metrics.reference`: the reference of fully sampled data a volume is scored against.
 - :mod:`~mrizoo.metrics.masked`: the same restricted to the object (Jalal et al. 2021 protocol).
 - :mod:`~mrizoo.metrics.normalize`: mean/std-matched evaluation (Lin & Heckel 2024 OOD protocol).
 - :mod:`~mrizoo.metrics.artifact`: variance-of-Laplacian artifact score (Lin & Heckel 2024).
@@ -23,6 +26,8 @@ from mrizoo.metrics.embeddings import (
 from mrizoo.metrics.image import evaluate_volume, mse, nmse, psnr, ssim, ssim_map
 from mrizoo.metrics.masked import mask_from_reference, masked_psnr, masked_ssim
 from mrizoo.metrics.normalize import evaluate_matched, match_mean_std
+from mrizoo.metrics.reference import Reference, reference_problem, slice_reference
+from mrizoo.metrics.region import caption, captions, center_crop, metric_region, score
 from mrizoo.metrics.posterior import (
     CFIDTerms,
     apsd,
@@ -41,6 +46,14 @@ __all__ = [
     "nmse",
     "mse",
     "evaluate_volume",
+    "score",
+    "caption",
+    "captions",
+    "Reference",
+    "reference_problem",
+    "slice_reference",
+    "center_crop",
+    "metric_region",
     "mask_from_reference",
     "masked_ssim",
     "masked_psnr",

@@ -5,8 +5,19 @@ Tensor layouts (used everywhere in mrizoo):
 - ``kspace``: complex64 ``[B, C, H, W]`` -- undersampled multi-coil k-space, zeros where not
   sampled, centred (DC in the middle), W = phase-encode axis.
 - ``mask``: bool ``[B, H, W]`` or ``[H, W]`` (broadcast over the batch) -- True where sampled.
+  Also accepted, and normalised by :func:`check_inputs`: a column mask ``[W]`` (what a fastMRI
+  file stores) or ``[B, W]``; fastMRI's broadcast layouts ``[1, 1, W, 1]``, ``[B, 1, 1, W, 1]``,
+  ``[B, 1, H, W, 1]``, ``[B, 1, 1, W]`` and ``[B, 1, H, W]``; ``[1, H, W]``. Where ``[B, W]`` and
+  ``[H, W]`` coincide (``B == H``) the mask is read as ``[H, W]``. Integer or float masks holding
+  only 0 and 1 (fastMRI stores float32 masks) are read as bool; any other value is refused, as is
+  a mask that samples nothing. A column mask and the same columns as ``[H, W]`` give identical
+  results. NumPy arrays are accepted wherever a tensor is.
 - ``maps``: complex64 ``[B, C, H, W]`` -- coil sensitivities (ESPIRiT); estimated from the
   calibration region when a model needs them and none are given.
+- refused with :class:`~mrizoo.errors.InputError` before any work: k-space holding NaN or Inf,
+  k-space that is all zero (or zero at every sampled location), maps that do not fit or are not
+  finite. The k-space is returned zeroed outside the mask, so no model (nor its ESPIRiT maps)
+  ever sees an unmeasured sample.
 - output of ``reconstruct``: float32 ``[B, H, W]`` magnitude image at the input's size.
 - output of ``sample``: :class:`PosteriorSamples` with ``samples`` ``[n, B, H, W]`` and their
   pixel-wise ``mean`` and ``std`` ``[B, H, W]``.
@@ -22,10 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from mrizoo.errors import InputError
+from mrizoo.masks.sampling import check_measurements
 
 __all__ = ["ReconModel", "PosteriorSamples", "check_inputs"]
 
@@ -43,27 +56,53 @@ class PosteriorSamples:
         return cls(samples=samples, mean=samples.mean(0), std=samples.std(0, unbiased=False))
 
 
+def _tensor(x: Any) -> Any:
+    return torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+
+
+def _describe(x: Any) -> str:
+    return f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}"
+
+
+def _batch_mask(mask: Any, b: int, h: int, w: int) -> Any:
+    """A ``[B, W]`` column mask (one profile per item) as ``[B, 1, W]``; other layouts unchanged."""
+    mask = _tensor(mask)
+    if mask is None or isinstance(mask, (str, bytes)):
+        raise InputError("mask must be a tensor", field="mask", expected=f"bool [{b}, {h}, {w}] or [{h}, {w}]",
+                         got=type(mask).__name__)
+    if isinstance(mask, torch.Tensor) and mask.ndim == 2 and mask.shape[0] == b and mask.shape[1] == w \
+            and b not in (1, h):
+        return mask.unsqueeze(1)
+    return mask
+
+
 def check_inputs(
     kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Validate the common inputs and return ``(kspace, mask [B, H, W] bool, maps)``."""
+    """Validate the common inputs and return ``(kspace, mask [B, H, W] bool, maps)``.
+
+    Every check runs before any computation (see the module docstring for what is accepted
+    and refused; :func:`~mrizoo.masks.sampling.check_measurements` does the k-space and mask
+    checks); the returned k-space is zero outside the mask.
+    """
+    kspace = _tensor(kspace)
     if not isinstance(kspace, torch.Tensor) or not kspace.is_complex() or kspace.ndim != 4:
-        got = f"{getattr(kspace, 'dtype', type(kspace).__name__)} {tuple(getattr(kspace, 'shape', ()))}"
         raise InputError("k-space must be a complex tensor [B, C, H, W]", field="kspace",
-                         expected="complex [B, C, H, W]", got=got)
+                         expected="complex [B, C, H, W]", got=_describe(kspace))
     b, _, h, w = kspace.shape
-    if not isinstance(mask, torch.Tensor):
-        raise InputError("mask must be a tensor", field="mask", expected=f"bool [{b}, {h}, {w}] or [{h}, {w}]",
-                         got=type(mask).__name__)
-    if mask.ndim == 2 and tuple(mask.shape) == (h, w):
-        mask = mask.unsqueeze(0).expand(b, h, w)
-    if tuple(mask.shape) != (b, h, w):
+    kspace, mask = check_measurements(kspace, _batch_mask(mask, b, h, w))
+    if mask.ndim == 3 and mask.shape[0] != b:
         raise InputError("mask does not fit the k-space", field="mask",
-                         expected=f"[{b}, {h}, {w}] or [{h}, {w}]", got=tuple(mask.shape))
-    mask = mask.to(device=kspace.device, dtype=torch.bool)
-    if maps is not None and maps.shape != kspace.shape:
-        raise InputError("maps do not fit the k-space", field="maps",
-                         expected=tuple(kspace.shape), got=tuple(maps.shape))
+                         expected=f"a batch of 1 or {b} masks", got=f"shape {tuple(mask.shape)}")
+    mask = mask.expand(b, h, w)
+    if maps is not None:
+        maps = _tensor(maps)
+        if not isinstance(maps, torch.Tensor) or not maps.is_complex() or maps.shape != kspace.shape:
+            raise InputError("maps do not fit the k-space", field="maps",
+                             expected=f"complex {tuple(kspace.shape)}", got=_describe(maps))
+        if not bool(torch.isfinite(maps).all()):
+            raise InputError("maps hold non-finite values (NaN or Inf)", field="maps", expected="finite values")
+        maps = maps.to(kspace.device)
     return kspace, mask, maps
 
 

@@ -26,6 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from mrizoo.errors import InputError
 from mrizoo.models.base import ReconModel, check_inputs
 from mrizoo.models.unet import NormUnet, _positive_int
+from mrizoo.physics.espirit import central_block
 from mrizoo.physics.fft import fft2c, ifft2c
 
 __all__ = [
@@ -116,6 +117,24 @@ def _band_mask(start: torch.Tensor, num: torch.Tensor, n: int) -> torch.Tensor:
     return (idx >= start[:, None]) & (idx < (start + num)[:, None])  # [B, N]
 
 
+def _symmetric_band(block: slice, n: int) -> tuple[int, int]:
+    """``(start, num)`` of the largest band inside ``block`` symmetric about ``n // 2`` (fastMRI's rule)."""
+    if block.start == 0 and block.stop == n:
+        return 0, n
+    num = max(2 * min(n // 2 - block.start, block.stop - n // 2), 1)
+    return (n - num + 1) // 2, num
+
+
+def _symmetric_block(mask: torch.Tensor) -> torch.Tensor:
+    """Bool ``[H, W]`` selecting the symmetric fully sampled central block of a 2D mask ``[H, W]``."""
+    h, w = mask.shape
+    rows, cols = central_block(mask)
+    (r0, rn), (c0, cn) = _symmetric_band(rows, h), _symmetric_band(cols, w)
+    out = torch.zeros(h, w, dtype=torch.bool, device=mask.device)
+    out[r0 : r0 + rn, c0 : c0 + cn] = True
+    return out
+
+
 class SensitivityModel(nn.Module):
     """Coil sensitivities from the fully sampled k-space centre, normalised to unit RSS."""
 
@@ -130,13 +149,16 @@ class SensitivityModel(nn.Module):
         """Bool ``[B, 1, H or 1, W]`` selecting the calibration region of the mask ``[B, H or 1, W]``.
 
         A column mask (``H == 1``) follows fastMRI: the symmetric sampled band around the
-        centre column, or ``num_low_frequencies`` columns when given. A 2D mask gives the band
-        of columns along the central row times the band of rows along the central column.
+        centre column, or ``num_low_frequencies`` columns when given. A 2D mask gives its fully
+        sampled central block (:func:`~mrizoo.physics.espirit.central_block`), made symmetric
+        about the centre as fastMRI's band is, so only measured samples enter the maps.
         """
         b, mh, w = mask.shape
+        if mh > 1 and (num_low_frequencies is None
+                       or (isinstance(num_low_frequencies, int) and num_low_frequencies == 0)):
+            return torch.stack([_symmetric_block(m) for m in mask])[:, None]
         if num_low_frequencies is None or (isinstance(num_low_frequencies, int) and num_low_frequencies == 0):
-            profile = mask[:, mh // 2, :] if mh > 1 else mask[:, 0, :]
-            start, num = center_band(profile, fastmri_rule=mh == 1)
+            start, num = center_band(mask[:, 0, :], fastmri_rule=True)
         else:
             num = torch.as_tensor(num_low_frequencies, device=mask.device).long().expand(b)
             start = (w - num + 1) // 2
@@ -208,8 +230,8 @@ class VarNet(ReconModel):
     ) -> torch.Tensor:
         """fastMRI's call: real k-space ``[B, C, H, W, 2]`` and mask ``[B, 1, 1, W, 1]`` -> RSS ``[B, H, W]``.
 
-        Also accepts a 2D mask ``[B, 1, H, W, 1]``; its calibration region is then the band of
-        columns along the central row times the band of rows along the central column.
+        Also accepts a 2D mask ``[B, 1, H, W, 1]``; its calibration region is then its fully
+        sampled central block (see :meth:`SensitivityModel.center_mask`).
         ``num_low_frequencies`` (an int or one per sample) overrides the number of centre columns.
         """
         if masked_kspace.ndim != 5 or masked_kspace.shape[-1] != 2:

@@ -23,7 +23,7 @@ import torch
 
 from mrizoo.errors import InputError
 
-__all__ = ["EspiritConfig", "espirit_maps"]
+__all__ = ["EspiritConfig", "espirit_maps", "central_block"]
 
 
 @dataclass(frozen=True)
@@ -122,26 +122,38 @@ def _check_kspace(kspace: Any, config: EspiritConfig) -> None:
         raise InputError("k-space contains NaN or Inf", field="kspace", expected="finite values")
 
 
-def _central_run(ok: torch.Tensor, start: int, stop: int) -> slice:
-    """The longest run of True inside ``[start, stop)`` that contains the centre of that range."""
-    centre = (start + stop) // 2
-    if not bool(ok[centre]):
-        return slice(centre, centre)
-    lo, hi = centre, centre + 1
-    while lo > start and bool(ok[lo - 1]):
-        lo -= 1
-    while hi < stop and bool(ok[hi]):
-        hi += 1
-    return slice(lo, hi)
+def central_block(sampled: torch.Tensor) -> tuple[slice, slice]:
+    """The fully sampled block ``(rows, cols)`` around the centre ``(H // 2, W // 2)`` of a bool ``[H, W]``.
+
+    Grown from the centre one line at a time on each side in turn while the new line is
+    fully sampled, so it finds a rectangular calibration block whether the pattern is a set
+    of columns (all rows x the central band) or 2D (Poisson disc or a block inside an
+    undersampled grid). Empty slices when the centre itself is not sampled.
+    """
+    s = sampled.detach().cpu().numpy().astype(bool)
+    h, w = s.shape
+    ch, cw = h // 2, w // 2
+    if not s[ch, cw]:
+        return slice(ch, ch), slice(cw, cw)
+    r0, r1, c0, c1 = ch, ch + 1, cw, cw + 1
+    grown = True
+    while grown:
+        grown = False
+        if r0 > 0 and s[r0 - 1, c0:c1].all():
+            r0, grown = r0 - 1, True
+        if r1 < h and s[r1, c0:c1].all():
+            r1, grown = r1 + 1, True
+        if c0 > 0 and s[r0:r1, c0 - 1].all():
+            c0, grown = c0 - 1, True
+        if c1 < w and s[r0:r1, c1].all():
+            c1, grown = c1 + 1, True
+    return slice(r0, r1), slice(c0, c1)
 
 
 def _acs_region(ksp: torch.Tensor, rows: slice, cols: slice) -> tuple[slice, slice]:
-    """Shrink the calibration block to lines sampled in every coil and batch item."""
-    sampled = (ksp[..., rows, cols] != 0).any(dim=1).all(dim=0).cpu()  # [rows, cols]
-    col_ok = sampled.all(dim=0)
-    cols_in = _central_run(col_ok, 0, col_ok.numel())
-    row_ok = sampled[:, cols_in].all(dim=1) if cols_in.stop > cols_in.start else sampled.all(dim=1)
-    rows_in = _central_run(row_ok, 0, row_ok.numel())
+    """Shrink the calibration block to its central part sampled in every coil and batch item."""
+    sampled = (ksp[..., rows, cols] != 0).any(dim=1).all(dim=0)  # [rows, cols]
+    rows_in, cols_in = central_block(sampled)
     return (slice(rows.start + rows_in.start, rows.start + rows_in.stop),
             slice(cols.start + cols_in.start, cols.start + cols_in.stop))
 

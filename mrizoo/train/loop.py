@@ -15,9 +15,11 @@ optimizer steps until the recipe's budget is spent or early stopping fires:
   step. The weights of the selected validation are kept in ``RUN_DIR/selected/`` and published
   as ``RUN_DIR/model/`` (``config.json`` + ``model.safetensors`` + ``training_summary.json``),
   and, for zoo entries, in the local zoo, where ``mrizoo.load(name)`` finds them.
-- Checkpoints (``accelerate`` states plus the policy, loss state, EMA, schedulers and
-  counters) are written atomically to ``RUN_DIR/checkpoints/step_N``; ``resume=True`` continues
-  from the newest one and ends with the same weights as an uninterrupted run.
+- Checkpoints (``accelerate`` model and optimizer states plus the policy, loss state, EMA,
+  schedulers, counters and random generators as JSON + safetensors, every file's sha256
+  recorded) are written atomically to ``RUN_DIR/checkpoints/step_N``; ``resume=True`` continues
+  from the newest intact one (an older one when the newest is damaged, saying so) and ends with
+  the same weights as an uninterrupted run. Smoke runs are never installed in the local zoo.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class TrainOptions:
     ``smoke`` overrides. ``resume``: continue from the newest checkpoint of ``out``.
     ``max_steps``: stop after this many optimizer steps in total (a checkpoint is written there).
     ``install``: also write the published weights to the local zoo (entry recipes only; default:
-    yes for full runs, no for smoke runs). ``overwrite``: clear a run folder that holds a run.
+    yes for full runs; smoke runs are never installed, and ``install=True`` with ``smoke`` is an error). ``overwrite``: clear a run folder that holds a run.
     ``progress``: show a progress bar (main process only). ``cpu``: force the CPU (default:
     CPU when no GPU is visible). ``data_cache``: folder for generated synthetic volumes
     (default ``RUN_DIR/data``). ``data_root``: the folder holding the datasets that ``pool``
@@ -309,9 +311,22 @@ def _check_run_dir(run_dir: Path, options: TrainOptions, info: RecipeInfo, world
     """Refuse to mix runs: a folder holding a run needs ``resume`` (same recipe) or ``overwrite``."""
     holds_run = any((run_dir / n).exists() for n in (METRICS_NAME, "checkpoints", "model", RUN_NAME))
     if options.resume:
+        if options.overwrite:
+            raise InputError("--resume continues a run and --overwrite clears it: pass one of them",
+                             field="resume", expected="--resume or --overwrite", got="both")
+        if not holds_run:
+            raise InputError("cannot resume: the run folder holds no run" if run_dir.exists()
+                             else "cannot resume: the run folder does not exist", path=run_dir,
+                             expected="the RUN_DIR of an earlier `mrizoo train` (run.json, checkpoints/), "
+                                      "or no --resume to start a new run")
         meta_path = run_dir / RUN_NAME
         if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise InputError(f"cannot resume: unreadable run description ({err})", path=meta_path) from None
+            if not isinstance(meta, dict):
+                raise InputError("cannot resume: the run description is not a JSON mapping", path=meta_path)
             for key, now in (("recipe_sha256", info.sha256), ("smoke", options.smoke), ("num_processes", world)):
                 if meta.get(key) != now:
                     raise InputError("cannot resume: the run was started with another setting", path=meta_path,
@@ -352,6 +367,9 @@ def train(recipe: str | os.PathLike[str], options: TrainOptions | None = None) -
     options = options or TrainOptions()
     if options.max_steps is not None and options.max_steps < 1:
         raise InputError("max_steps must be positive", field="max_steps", expected=">= 1", got=options.max_steps)
+    if options.smoke and options.install:
+        raise InputError("smoke runs are never installed in the local zoo (their weights would replace the "
+                         "published ones under the entry's name)", field="install", expected="no --install with --smoke")
     spec, info = load_recipe(recipe, smoke=options.smoke)
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -404,15 +422,11 @@ def _train(spec: TrainingRecipe, info: RecipeInfo, options: TrainOptions, accele
     task = make_task(model, spec, accelerator, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     policy = EarlyStopping.from_spec(spec.early_stopping)
     state = TrainerState()
-    for obj in (state, policy, *task.checkpoint_objects()):
-        accelerator.register_for_checkpointing(obj)
-    ckpts = CheckpointManager(run_dir / "checkpoints", spec.checkpoint.keep)
+    ckpts = CheckpointManager(run_dir / "checkpoints", spec.checkpoint.keep,
+                              objects=[state, policy, *task.checkpoint_objects()])
     log = _MetricsLog(run_dir / METRICS_NAME, main)
 
-    resumed_from = None
-    if options.resume and (latest := ckpts.latest()) is not None:
-        CheckpointManager.load(accelerator, latest)
-        resumed_from = latest.step
+    resumed_from = ckpts.resume(accelerator) if options.resume else None
     if main:
         log.truncate_after(state.step)
         ckpts.discard_after(state.step)
@@ -588,7 +602,7 @@ def _finalize(spec: TrainingRecipe, info: RecipeInfo, options: TrainOptions, acc
     summary_text = json.dumps(_jsonable(dataclasses.asdict(summary)), indent=1) + "\n"
     model_dir = run_dir / "model"
     installed = None
-    install = options.install if options.install is not None else not options.smoke
+    install = options.install is not False and not options.smoke  # a smoke run never reaches the local zoo
     if main:
         (run_dir / SUMMARY_NAME).write_text(summary_text)
         source = run_dir / "selected"

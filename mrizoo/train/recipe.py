@@ -410,8 +410,8 @@ def _check_optim(c: _Check, o: OptimizerSpec, s: ScheduleSpec) -> None:
     c.require(o.lr > 0 and math.isfinite(o.lr), "optimizer.lr", "learning rate must be positive",
               expected="> 0", got=o.lr)
     _check_betas(c, "optimizer.betas", o.betas)
-    c.require(o.weight_decay >= 0, "optimizer.weight_decay", "must not be negative", expected=">= 0",
-              got=o.weight_decay)
+    c.require(0 <= o.weight_decay < math.inf, "optimizer.weight_decay", "must be finite and not negative",
+              expected="0 <= value < inf", got=o.weight_decay)
     if o.d_lr is not None:
         c.require(o.d_lr > 0 and math.isfinite(o.d_lr), "optimizer.d_lr", "learning rate must be positive",
                   expected="> 0", got=o.d_lr)
@@ -466,8 +466,8 @@ def _check_run(c: _Check, r: TrainingRecipe) -> None:
         c.require(r.validate_every >= 1, "validate_every", "must be positive", expected=">= 1 steps",
                   got=r.validate_every)
     if r.grad_clip is not None:
-        c.require(r.grad_clip > 0, "grad_clip", "must be positive (or null for none)", expected="> 0",
-                  got=r.grad_clip)
+        c.require(0 < r.grad_clip < math.inf, "grad_clip", "must be positive and finite (or null for none)",
+                  expected="0 < value < inf", got=r.grad_clip)
     c.require(r.grad_accumulation >= 1, "grad_accumulation", "must be positive", expected=">= 1",
               got=r.grad_accumulation)
     c.require(r.seed >= 0, "seed", "must not be negative", expected=">= 0", got=r.seed)
@@ -476,8 +476,8 @@ def _check_run(c: _Check, r: TrainingRecipe) -> None:
               expected=f"one of {sorted(METRIC_HIGHER_IS_BETTER)}", got=repr(es.metric))
     c.require(es.patience >= 1, "early_stopping.patience", "must be positive", expected=">= 1",
               got=es.patience)
-    c.require(es.min_delta >= 0, "early_stopping.min_delta", "must not be negative", expected=">= 0",
-              got=es.min_delta)
+    c.require(0 <= es.min_delta < math.inf, "early_stopping.min_delta", "must be finite and not negative",
+              expected="0 <= value < inf", got=es.min_delta)
     if es.rule == "ood":
         c.require(bool(r.data.ood), "early_stopping.rule",
                   "the 'ood' rule needs at least one OOD validation set in data.ood", got="no data.ood")
@@ -580,6 +580,10 @@ def load_recipe(path_or_name: str | Path, *, smoke: bool = False) -> tuple[Train
         raise InputError("expected a mapping", path=source, field="training", got=type(mapping).__name__)
     note = ""
     if smoke:
+        # the recipe as written must be valid too: a smoke override must not hide a value a full run rejects
+        written = " (in the recipe as written; --smoke overrides it, but a full run would stop here)"
+        base = from_dict(TrainingRecipe, mapping, source=source, prefix="training")
+        validate_recipe(base, source, note=written)
         overrides = mapping.get("smoke") or {}
         if not isinstance(overrides, dict):
             raise InputError("expected a mapping", path=source, field="training.smoke",

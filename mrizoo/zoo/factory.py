@@ -25,13 +25,16 @@ def model_config(name: str, **overrides: Any) -> Any:
 def create(name: str, **overrides: Any) -> nn.Module:
     """Build a zoo model with random weights (config overrides allowed, e.g. ``chans=8``).
 
-    The model carries its entry as ``model.zoo_entry`` and its config as ``model.zoo_config``.
+    The model carries its entry as ``model.zoo_entry``, its config as ``model.zoo_config`` and
+    ``model.weights_source`` with ``kind`` ``random`` (``builtin`` for methods without weights).
     """
     entry = REGISTRY.get(name)
     config = model_config(name, **overrides)
     model = get_architecture(entry.model.arch).build(config)
     model.zoo_entry = entry
     model.zoo_config = config
+    model.weights_source = {"name": name, "kind": "builtin" if entry.weights.kind == "builtin" else "random",
+                            "location": "", "revision": "", "sha256": ""}
     return model
 
 
@@ -45,7 +48,7 @@ def load(
     """A model with pretrained weights, in eval mode; ``name`` is one of:
 
     - a zoo name (``mrizoo.load("varnet-fastmri-knee")``): locally trained weights in
-      ``$MRIZOO_HOME/zoo/<name>/`` win when present (a log line says so; ``prefer_local=False``
+      ``$MRIZOO_HOME/zoo/<name>/`` win when present (a warning on stderr says so; ``prefer_local=False``
       skips them), else the entry's source: a Hub repo at its pinned revision (sha256
       checked), an upstream file downloaded, checked and converted once, or nothing for
       classical methods. Entries without weights say which recipe trains them.
@@ -57,7 +60,9 @@ def load(
     applies). Downloads use the Hugging Face cache and honour ``HF_HOME``, ``HF_ENDPOINT``,
     ``HF_TOKEN`` and ``HF_HUB_OFFLINE``; ``MRIZOO_HOME`` (default ``~/.cache/mrizoo``) holds the
     local zoo and converted upstream checkpoints. Weights load from safetensors only, with
-    strict key and shape checks.
+    strict key and shape checks, after their sha256 is checked against ``config.json``.
+    ``model.weights_source`` says which weights were loaded (see
+    :func:`mrizoo.hub.format.describe_weights`).
     """
     from mrizoo.hub.format import from_pretrained
     from mrizoo.hub.resolve import resolve_checkpoint
@@ -65,4 +70,7 @@ def load(
     resolved = resolve_checkpoint(name, revision=revision, prefer_local=prefer_local)
     if resolved.folder is None:  # builtin: a method without learned weights
         return create(str(resolved.name)).to(map_location).eval()
-    return from_pretrained(resolved.folder, map_location=map_location)
+    model = from_pretrained(resolved.folder, map_location=map_location)
+    model.weights_source = {**model.weights_source, "kind": resolved.kind, "location": resolved.location,
+                            "revision": resolved.revision or "", "name": resolved.name or model.weights_source["name"]}
+    return model

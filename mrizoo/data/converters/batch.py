@@ -1,9 +1,10 @@
 """Resumable, parallel conversion of a folder of source files into fastMRI volumes.
 
 Every output volume is written atomically (temporary file, then rename) and stamped with a
-fingerprint of the settings that made it (attribute ``mrizoo_conversion``). A re-run skips
-outputs that open, hold consistent ``kspace``/``reconstruction_rss`` datasets and carry the
-same fingerprint; it replaces unreadable or partial files and removes temporary files a
+fingerprint of the settings that made it (attribute ``mrizoo_conversion``). Its sampling is
+read from the converted k-space (:func:`~mrizoo.masks.sampling.detect_sampling`); only fully
+sampled volumes get the ``reconstruction_rss`` target. A re-run skips outputs that open, hold
+consistent datasets and carry the same fingerprint; it replaces unreadable or partial files and removes temporary files a
 killed run left behind. Source files are converted in parallel by a process pool.
 """
 
@@ -29,14 +30,17 @@ from mrizoo.data.converters.headers import HeaderInfo, output_header, read_heade
 from mrizoo.data.converters.pipeline import (
     combine_averages,
     cut_view,
+    drop_roundoff,
     roll_kspace,
     split_echoes,
     to_kspace_and_target,
+    view_support,
 )
 from mrizoo.data.converters.readers import SourceVolume, echo_labels, read_source
 from mrizoo.data.converters.spec import ConversionSpec, ViewGeometry
-from mrizoo.data.writer import write_volume
+from mrizoo.data.writer import check_not_source, write_volume
 from mrizoo.errors import InputError
+from mrizoo.masks.sampling import detect_sampling
 
 __all__ = [
     "BatchResult",
@@ -50,7 +54,7 @@ __all__ = [
 ]
 
 FINGERPRINT_ATTR = "mrizoo_conversion"
-_VERSION = 1
+_VERSION = 2  # 2: sampling read from the data; targets only for fully sampled volumes
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class VolumeOutcome:
     echo: int | None = None
     slices: int | None = None
     pid: int = field(default_factory=os.getpid)  # the process that handled it
+    sampling: str | None = None  # what the volume measured (SamplingInfo.describe()), when written now
 
 
 @dataclass
@@ -159,11 +164,16 @@ def output_state(path: Path, expected: str) -> Literal["missing", "complete", "i
     try:
         with h5py.File(path, "r") as f:
             ks, target = f.get("kspace"), f.get("reconstruction_rss")
-            if not (isinstance(ks, h5py.Dataset) and isinstance(target, h5py.Dataset)):
+            if not isinstance(ks, h5py.Dataset) or ks.ndim != 4 or ks.shape[0] < 1 or "ismrmrd_header" not in f:
                 return "incomplete"
-            if ks.ndim != 4 or target.ndim != 3 or ks.shape[0] != target.shape[0] or ks.shape[0] < 1:
-                return "incomplete"
-            if "max" not in f.attrs or "ismrmrd_header" not in f:
+            sampling = f.attrs.get("sampling")
+            if isinstance(sampling, bytes):
+                sampling = sampling.decode("utf-8", "replace")
+            if sampling == "undersampled":
+                if target is not None:
+                    return "incomplete"
+            elif not (isinstance(target, h5py.Dataset) and target.ndim == 3 and target.shape[0] == ks.shape[0]
+                      and "max" in f.attrs):
                 return "incomplete"
             stamp = f.attrs.get(FINGERPRINT_ATTR)
     except (OSError, KeyError, ValueError):
@@ -204,7 +214,7 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def _write(job: _Job, src: SourceVolume, view: OutputView, echo: int | None, vol: Any, path: Path,
-           stamp: str, info: HeaderInfo | None) -> int:
+           stamp: str, info: HeaderInfo | None) -> tuple[int, str]:
     g = view.geometry
     data, is_kspace = cut_view(vol, g, job.spec, path=job.source)
     crop = _crop(g, info, (data.shape[-2], data.shape[-1]))
@@ -215,28 +225,35 @@ def _write(job: _Job, src: SourceVolume, view: OutputView, echo: int | None, vol
         kspace, target = np.ascontiguousarray(data), stored
     else:
         kspace, target = to_kspace_and_target(data, is_kspace, crop)
+        if not is_kspace:  # image-space steps turned the source's exact zeros into round-off
+            kspace = drop_roundoff(kspace, view_support(vol, g, job.spec))
+    sampling = detect_sampling(kspace, path=job.source)
     header = output_header(src.header, (kspace.shape[-2], kspace.shape[-1]), (target.shape[-2], target.shape[-1]),
                            meta=job.meta, path=job.source)
     attrs: dict[str, Any] = {**src.attrs, **job.spec.attrs}
     if "acquisition" not in attrs and job.meta.get("protocolName"):
         attrs["acquisition"] = job.meta["protocolName"]
     attrs.update({
-        "max": float(target.max()),
-        "norm": float(np.linalg.norm(target.astype(np.float64))),
         "source_file": job.label,
         "view": view.name,
         "scale": float(job.spec.scale),
         "dropped_slices": np.array([g.drop_first, g.drop_last], dtype=np.int64),
         FINGERPRINT_ATTR: stamp,
     })
+    attrs.update(sampling.attrs())
+    targets = None
+    if sampling.fully_sampled:  # the RSS of undersampled data is not a reference image
+        targets = {"reconstruction_rss": target}
+        attrs.update({"max": float(target.max()), "norm": float(np.linalg.norm(target.astype(np.float64)))})
     attrs.update(view.attrs)
     if echo is not None:
         attrs["echo"] = int(echo)
+    mask = None if bool(sampling.mask.all()) else sampling.stored_mask()
     _remove_stale_temporaries(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_volume(path, kspace=kspace, targets={"reconstruction_rss": target}, attrs=attrs, header=header,
-                 overwrite=True)
-    return int(kspace.shape[0])
+    write_volume(path, kspace=kspace, mask=mask, targets=targets, attrs=attrs, header=header, overwrite=True,
+                 sources=(job.source,))
+    return int(kspace.shape[0]), sampling.describe()
 
 
 def _run_job(job: _Job) -> list[VolumeOutcome]:
@@ -276,8 +293,9 @@ def _run_job(job: _Job) -> list[VolumeOutcome]:
             if (view.name, echo) not in todo:
                 continue
             path, stamp, status = todo[(view.name, echo)]
-            slices = _write(job, src, view, echo, part, path, stamp, info)
-            outcomes.append(VolumeOutcome(path, status, job.source, view.name, echo, slices))  # type: ignore[arg-type]
+            slices, sampling = _write(job, src, view, echo, part, path, stamp, info)
+            outcomes.append(VolumeOutcome(path, status, job.source, view.name, echo, slices,  # type: ignore[arg-type]
+                                          sampling=sampling))
     return outcomes
 
 
@@ -342,6 +360,7 @@ def convert_folder(
                 raise InputError("two source files would write the same output", path=base,
                                  got=f"{seen[base]} and {f}")
             seen[base] = f
+            check_not_source(base, [f])
             outputs.append((view, base))
         jobs.append(_Job(f, rel.as_posix(), tuple(outputs), spec, dataset, dict(meta or {}), overwrite))
 
@@ -381,5 +400,8 @@ def convert_folder(
 def print_progress(outcome: VolumeOutcome) -> None:
     """Progress line on stderr for one output volume."""
     what = {"written": "wrote", "replaced": "rewrote", "skipped": "kept"}[outcome.status]
-    extra = f" ({outcome.slices} slices)" if outcome.slices is not None else ""
+    details = [f"{outcome.slices} slices"] if outcome.slices is not None else []
+    if outcome.sampling:
+        details.append(outcome.sampling)
+    extra = f" ({', '.join(details)})" if details else ""
     print(f"{what} {outcome.path}{extra}", file=sys.stderr)

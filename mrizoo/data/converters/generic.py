@@ -53,8 +53,10 @@ def _run(source: Any, dest: Any, spec: ConversionSpec, geometry: ViewGeometry, *
                           progress=print_progress if verbose else None, suffixes=suffixes)
 
 
-def _geometry_arguments(parser: argparse.ArgumentParser, *, slice_axis: str = "s") -> None:
-    parser.add_argument("--slice-axis", default=slice_axis, help=f"axis cut into slices (default {slice_axis}); "
+def _geometry_arguments(parser: argparse.ArgumentParser, *, slice_axis: str | None = "s",
+                        slice_help: str | None = None) -> None:
+    parser.add_argument("--slice-axis", default=slice_axis,
+                        help=f"axis cut into slices ({slice_help or f'default {slice_axis}'}); "
                         "a k-space axis gets a centred 1D inverse FFT first")
     parser.add_argument("--rows", default="x", help="axis of the image rows H (default x, the readout)")
     parser.add_argument("--cols", default="y", help="axis of the image columns W, the phase encode (default y)")
@@ -98,7 +100,8 @@ def _array_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-axes", default="", help="axes already in image space (hybrid data)")
     parser.add_argument("--recentre-axes", default="", help="axes whose image comes out rolled by half")
     parser.add_argument("--chop-axes", default="", help="axes whose image carries a (-1)^n modulation")
-    _geometry_arguments(parser, slice_axis="z")
+    _geometry_arguments(parser, slice_axis=None,
+                        slice_help="default z when the array has it, else s, else the array is one slice")
 
 
 def _geometry_of(kw: dict[str, Any]) -> ViewGeometry:
@@ -173,7 +176,8 @@ def convert_array(
     spec = build_spec(format="array", files=files or "**/*", key=key, axes=axes,
                       interleaved_complex=interleaved_complex, image_axes=image_axes,
                       recentre_axes=recentre_axes, chop_axes=chop_axes, scale=scale)
-    geometry.setdefault("slice_axis", "z")
+    if geometry.get("slice_axis") is None:  # z for 3D k-space, s for 2D multi-slice, else a single slice
+        geometry["slice_axis"] = "z" if "z" in axes else "s"
     return _run(source, dest, spec, _geometry_of(geometry), workers=workers, overwrite=overwrite, verbose=verbose,
                 suffixes=None if files else ARRAY_SUFFIXES)
 

@@ -21,12 +21,14 @@ __all__ = [
     "LabeledVolume",
     "combine_averages",
     "cut_view",
+    "drop_roundoff",
     "fftc",
     "ifftc",
     "roll_kspace",
     "rss_target",
     "split_echoes",
     "to_kspace_and_target",
+    "view_support",
 ]
 
 Where = str | os.PathLike[str] | None
@@ -147,10 +149,12 @@ def cut_view(
     g = geometry
     if g.slice_axis == "s" and "s" not in axes:  # a single 2D slice
         data, axes = data[..., None], axes + "s"
-    missing = [a for a in (g.slice_axis, g.rows, g.cols) if a not in axes]
+    missing = [f"--{name} {a}" for name, a in (("slice-axis", g.slice_axis), ("rows", g.rows), ("cols", g.cols))
+               if a not in axes]
     if missing:
         raise InputError("the view uses axes the source lacks", path=path, field="geometry",
-                         expected=f"axes among {axes!r} ({vol.describe()})", got=missing)
+                         expected=f"axes among {axes!r} ({vol.describe()}); choose them with --slice-axis, "
+                                  "--rows and --cols", got=", ".join(missing))
     others = [a for a in axes if a not in (g.slice_axis, "c", g.rows, g.cols)]
     bigger = {a: data.shape[axes.index(a)] for a in others if data.shape[axes.index(a)] != 1}
     if bigger:
@@ -196,6 +200,70 @@ def cut_view(
     if g.flip_cols:
         data = data[:, :, :, ::-1]
     return np.ascontiguousarray(data * np.float32(spec.scale), dtype=np.complex64), False
+
+
+def _line_map(n: int, chop: bool, flip: bool) -> np.ndarray | None:
+    """Where each output k-space line comes from, for image-space chop and flip along an axis.
+
+    Multiplying the image by ``(-1)^n`` shifts centred k-space by ``n / 2`` lines; flipping the
+    image mirrors k-space about its centre (``m -> (n - m) % n`` for even ``n``, ``n - 1 - m``
+    for odd). Re-centring the image only changes phases. None when a chop of an odd-length axis
+    spreads every line over the others.
+    """
+    index = np.arange(n)
+    if chop:
+        if n % 2:
+            return None
+        index = (index - n // 2) % n
+    if flip:
+        index = index[(n - np.arange(n)) % n] if n % 2 == 0 else index[::-1]
+    return index
+
+
+def view_support(vol: LabeledVolume, geometry: ViewGeometry, spec: ConversionSpec) -> np.ndarray | None:
+    """bool ``[H, W]``: the k-space locations of one view that hold measured source samples.
+
+    Used when a view needs image-space steps: the source's exact zeros become round-off
+    after the transforms and are restored with :func:`drop_roundoff`. An axis already in
+    image space in the source counts as measured wherever any sample is. None when the
+    mapping is not a permutation of lines (odd-length chop).
+    """
+    g = geometry
+    image = set(vol.image_axes) | {"s"}
+    present = (vol.data != 0)
+    keep = [vol.axes.index(a) for a in (g.rows, g.cols) if a in vol.axes]
+    if len(keep) != 2:
+        return None
+    other = tuple(i for i in range(present.ndim) if i not in keep)
+    measured = present.any(axis=other) if other else present
+    if keep[0] > keep[1]:
+        measured = measured.T
+    for dim, letter, flip in ((0, g.rows, g.flip_rows), (1, g.cols, g.flip_cols)):
+        if letter in image:
+            measured = np.broadcast_to(measured.any(axis=dim, keepdims=True), measured.shape).copy()
+            continue
+        order = _line_map(measured.shape[dim], letter in spec.chop_axes, flip)
+        if order is None:
+            return None
+        measured = np.take(measured, order, axis=dim)
+    return measured
+
+
+def drop_roundoff(kspace: np.ndarray, support: np.ndarray | None, *, tolerance: float = 1e-4) -> np.ndarray:
+    """Zero the k-space locations outside ``support`` when they hold only round-off.
+
+    Left unchanged when ``support`` is None or when a location outside it holds more than
+    ``tolerance`` times the largest magnitude (then the support does not describe the data).
+    """
+    if support is None or support.all():
+        return kspace
+    peak = float(np.abs(kspace).max()) if kspace.size else 0.0
+    outside = ~support
+    if peak == 0 or float(np.abs(kspace[..., outside]).max()) > tolerance * peak:
+        return kspace
+    out = kspace.copy()
+    out[..., outside] = 0
+    return out
 
 
 def rss_target(images: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:

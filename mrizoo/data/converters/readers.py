@@ -23,7 +23,9 @@ from mrizoo.errors import InputError
 __all__ = ["SourceVolume", "echo_labels", "load_array", "read_array_file", "read_fastmri_h5", "read_source"]
 
 _FASTMRI_AXES = {3: "sxy", 4: "scxy", 5: "ascxy"}
-_SKIP_ATTRS = {"max", "norm", "mrizoo_conversion"}
+# attributes recomputed for every output (sampling is read again from the converted data)
+_SKIP_ATTRS = {"max", "norm", "mrizoo_conversion", "sampling", "acceleration", "center_shape", "partial_fourier",
+               "zero_padding"}
 
 
 @dataclass
