@@ -59,7 +59,7 @@ PARTS = {
     "4": "Training steps/s (accelerate; fp32 vs bf16; activation checkpointing)",
     "5": "CUDA tests, mrizoo reconstruct on the device, ESPIRiT device vs CPU",
 }
-SHARES = {"1": 0.40, "2": 0.08, "3": 0.10, "4": 0.21, "5": 0.21}  # of the total budget
+SHARES = {"1": 0.45, "2": 0.07, "3": 0.09, "4": 0.19, "5": 0.20}  # of the total budget
 DEFAULT_BUDGET_S = {False: 400.0, True: 150.0}  # full, tiny
 RESULTS, REPORT = "results.json", "results.md"
 
@@ -245,10 +245,11 @@ def _varnet_pair(p: Part, k: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]
 
     cfg = VarNetConfig(**p.sizes["varnet"])
     torch.manual_seed(0)
-    ref = fm.VarNet(cfg.num_cascades, cfg.sens_chans, cfg.sens_pools, cfg.chans, cfg.pools, cfg.mask_center)
-    ours = VarNet(cfg)
+    with p.dev:  # parameters initialised where they run
+        ref = fm.VarNet(cfg.num_cascades, cfg.sens_chans, cfg.sens_pools, cfg.chans, cfg.pools, cfg.mask_center)
+        ours = VarNet(cfg)
     ours.load_state_dict(ref.state_dict(), strict=True)
-    ours, ref = ours.eval().to(p.dev), ref.eval().to(p.dev)
+    ours, ref = ours.eval(), ref.eval()
     masked = torch.view_as_real(k * mask)
     fmask = mask[0].view(1, 1, 1, -1, 1)
     return {"name": f"E2E-VarNet {cfg.num_cascades} cascades, chans {cfg.chans}, sens {cfg.sens_chans}",
@@ -265,10 +266,11 @@ def _unet_pair(p: Part, k: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
 
     cfg = UnetConfig(**p.sizes["unet"])
     torch.manual_seed(0)
-    ours = UnetRecon(cfg)
-    ref = fm.Unet(1, 1, cfg.chans, cfg.num_pool_layers)
+    with p.dev:  # 496M parameters at full size: initialised where they run
+        ours = UnetRecon(cfg)
+        ref = fm.Unet(1, 1, cfg.chans, cfg.num_pool_layers)
     ref.load_state_dict(ours.state_dict(), strict=True)
-    ours, ref = ours.eval().to(p.dev), ref.eval().to(p.dev)
+    ours, ref = ours.eval(), ref.eval()
     padder = fm.NormUnet(1, 1)  # only its pad / unpad helpers
     masked = torch.view_as_real(k * mask)
     clamp = ours.clamp
@@ -372,7 +374,8 @@ def part_rcgan(p: Part) -> None:
     size, coils, n = p.sizes["rcgan_size"], p.sizes["rcgan_coils"], p.sizes["samples"]
     base = RCGAN_BENDEL2023 if not p.tiny else RCGANConfig(in_coils=coils, chans=8, depth=2, disc_chans=(8, 16, 16),
                                                            disc_input_size=None)
-    model = build_rcgan(dataclasses.replace(base, sample_chunk=n)).to(p.dev).eval()  # all P in one pass
+    with p.dev:
+        model = build_rcgan(dataclasses.replace(base, sample_chunk=n)).eval()  # all P in one pass
     params = sum(q.numel() for q in model.generator.parameters())
     k, mask = knee_slice(coils, (size, size), p.dev, mask_name="gro" if size == 384 else "equispaced_fraction")
     t_maps, maps = time_once(lambda: espirit_maps(k, calib_width=16, kernel_width=6, crop=0.70), p.dev)
@@ -395,7 +398,7 @@ def part_rcgan(p: Part) -> None:
         p.doc["data"][tag] = {"seconds": med, "samples_per_s": n / med["sample"],
                               "peak_extra_mib": peak_mib(sample, p.dev),
                               "finite": bool(torch.isfinite(outs["sample"].samples).all())}
-        p.row(f"rcGAN {params / 1e6:.1f}M, {tag}: P = {n} samples, one batched call", med["sample"] * 1e3, "ms",
+        p.row(f"rcGAN {params / 1e6:.3g}M, {tag}: P = {n} samples, one batched call", med["sample"] * 1e3, "ms",
               med["generator"] * 1e3, "bare generator pass on the same batch", "<= 100 ms",
               med["sample"] <= 0.1, note=f"{n / med['sample']:.0f} samples/s")
         p.row(f"rcGAN, {tag}: posterior samples per second", n / med["sample"], "samples/s",
@@ -415,7 +418,8 @@ def part_langevin(p: Part) -> None:
     from mrizoo.physics.espirit import espirit_maps
 
     size, coils = p.sizes["ncsn_size"], p.sizes["ncsn_coils"]
-    model = build_score_posterior(NCSNV2_TINY if p.tiny else NCSNV2_JALAL2021).to(p.dev).eval()
+    with p.dev:
+        model = build_score_posterior(NCSNV2_TINY if p.tiny else NCSNV2_JALAL2021).eval()
     lcfg = model.langevin
     levels = model.net.sigmas.numel()
     total_steps = (levels - lcfg.start_level) * lcfg.steps_per_level
@@ -586,8 +590,9 @@ def _run_pytest(p: Part, out: Path) -> None:
     p.doc["data"]["cuda_tests"] = {"command": " ".join(cmd[1:]), "returncode": proc.returncode, "tests": tests,
                                    **counts, "output_tail": (proc.stdout + proc.stderr)[-3000:]}
     p.row("CUDA-dependent tests passed", counts["passed"], "tests", float(len(tests)), "tests run",
-          "all pass", counts["passed"] == len(tests) and len(tests) > 0,
-          note=f"{counts['failed']} failed, {counts['skipped']} skipped (pytest exit {proc.returncode})")
+          "all pass", counts["passed"] == len(tests) > 0 if p.dev.type == "cuda" else None,
+          note=f"{counts['failed']} failed, {counts['skipped']} skipped (pytest exit {proc.returncode})"
+               + ("" if p.dev.type == "cuda" else "; without CUDA they skip"))
 
 
 _CLI = ("import json, sys, torch\n"
