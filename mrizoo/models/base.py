@@ -93,7 +93,7 @@ def check_inputs(
     kspace, mask = check_measurements(kspace, _batch_mask(mask, b, h, w))
     if mask.ndim == 3 and mask.shape[0] != b:
         raise InputError("mask does not fit the k-space", field="mask",
-                         expected=f"a batch of 1 or {b} masks", got=f"shape {tuple(mask.shape)}")
+                         expected=f"one mask, or one per batch item ({b})", got=f"{mask.shape[0]} masks")
     mask = mask.expand(b, h, w)
     if maps is not None:
         maps = _tensor(maps)
