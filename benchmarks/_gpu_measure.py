@@ -169,11 +169,14 @@ def environment(dev: torch.device) -> dict[str, Any]:
     env: dict[str, Any] = {"device": str(dev), "python": platform.python_version(), "torch": torch.__version__,
                            "cuda": torch.version.cuda, "cpu_count": os.cpu_count(),
                            "torch_threads": torch.get_num_threads()}
-    for pkg in ("mrizoo", "fastmri", "accelerate", "sigpy"):
+    for pkg in ("fastmri", "accelerate", "sigpy"):
         try:
             env[pkg] = version(pkg)
         except PackageNotFoundError:
             env[pkg] = None
+    import mrizoo
+
+    env["mrizoo"] = mrizoo.__version__
     if dev.type == "cuda":
         props = torch.cuda.get_device_properties(dev)
         env.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),

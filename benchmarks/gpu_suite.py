@@ -24,6 +24,8 @@ GPU times come from CUDA events after ``torch.cuda.synchronize``; peak memory fr
 it). Results go to ``DIR/results.json`` and ``DIR/results.md`` (rewritten after every part),
 each part's output to ``DIR/logs/``. The default budget (400 s in all) fits one H200 in under
 7 minutes; ``--device cpu --tiny`` runs every code path at toy sizes in about a minute.
+The measurements live in ``_gpu_parts.py``, the timing helpers and the per-part recorder in
+``_gpu_measure.py``; this file runs the parts and writes the report.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from typing import Any
 
 import torch
 from _gpu_measure import PARTS, ROOT, Part
-from _gpu_parts import RUNNERS, cuda_test_ids  # noqa: F401  (cuda_test_ids: the tests part 5 runs)
+from _gpu_parts import RUNNERS
 
 SHARES = {"1": 0.45, "2": 0.07, "3": 0.09, "4": 0.19, "5": 0.20}  # of the total budget
 DEFAULT_BUDGET_S = {False: 400.0, True: 200.0}  # full, tiny (a cap: a tiny run takes about a minute)
@@ -65,18 +67,20 @@ def _fmt(x: Any) -> str:
 def write_report(doc: dict[str, Any], out: Path) -> None:
     """results.json and results.md, each written whole and then moved into place."""
     env = doc.get("environment") or {}
+    gpu = ""
+    if env.get("gpu"):
+        gpu = f" ({env.get('gpu_memory_gib')} GiB, compute capability {env.get('capability')})"
     lines = ["# mrizoo GPU suite", "",
-             f"- device: {env.get('gpu') or env.get('device', doc['device'])}"
-             + (f" ({env.get('gpu_memory_gib')} GiB, compute capability {env.get('capability')})" if env.get("gpu") else ""),
-             f"- torch {env.get('torch')}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}; mrizoo {env.get('mrizoo')}, "
-             f"fastmri {env.get('fastmri')}, accelerate {env.get('accelerate')}; Python {env.get('python')}",
+             f"- device: {env.get('gpu') or env.get('device', doc['device'])}{gpu}",
+             f"- torch {env.get('torch')}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}; "
+             f"mrizoo {env.get('mrizoo')}, fastmri {env.get('fastmri')}, accelerate {env.get('accelerate')}; Python {env.get('python')}",
              f"- started {doc['started']}; {'toy sizes (--tiny)' if doc['tiny'] else 'full sizes'}; "
              f"budget {doc['budget_s']:.0f} s; wall {doc.get('wall_s', 0):.0f} s",
-             f"- command: `{doc['command']}`", "",
+             f"- command: `{doc['command']}` at commit {doc.get('git_commit')}", "",
              "Ratio = value / reference, both measured in the same run (unless the reference is a paper figure).", ""]
     for key, part in doc["parts"].items():
-        lines += [f"## Part {key}: {part['title']}", "",
-                  f"status **{part['status']}**, {part.get('wall_s', 0):.0f} s of a {part['budget_s']:.0f} s budget", ""]
+        spent = f"{part.get('wall_s', 0):.0f} s of a {part['budget_s']:.0f} s budget"
+        lines += [f"## Part {key}: {part['title']}", "", f"status **{part['status']}**, {spent}", ""]
         if part.get("rows"):
             lines += ["| measure | value | unit | reference | reference value | ratio | target | met | note |",
                       "|---|---|---|---|---|---|---|---|---|"]
@@ -107,10 +111,11 @@ def run_part(key: str, budget_s: float, args: argparse.Namespace, out: Path) -> 
            *(["--compile-backend", args.compile_backend] if args.compile_backend else [])]
     t0 = time.monotonic()
     with open(log, "w") as fh:
-        # a private compiler cache: compile times are cold ones, and a part killed mid-compile
-        # leaves no half-written kernel behind for later runs
+        # a private compiler cache and temporary folder: compile times are cold ones, and a part
+        # killed mid-compile leaves no half-written kernel behind for later runs
         cache = tempfile.mkdtemp(prefix="mrizoo-gpu-suite-inductor-")
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "TRITON_CACHE_DIR": os.path.join(cache, "triton"),
+               "TMPDIR": cache,  # the part's temporary files go when it ends, even when it is killed
                **({"OMP_NUM_THREADS": "1"} if args.tiny and args.device == "cpu" else {})}
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT, env=env)
         try:
@@ -155,6 +160,19 @@ def worker(key: str, args: argparse.Namespace) -> int:
         traceback.print_exc()
     part.save()
     return 0
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit (with ``+dirty`` for local changes), or None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def parse_parts(text: str, total_s: float) -> dict[str, float]:
@@ -217,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         if not total > 0:
             raise InputError("the time budget must be positive", field="--budget-s", expected="> 0 seconds", got=total)
         parts = parse_parts(args.parts, total)
-        out = Path(args.out).expanduser()
+        out = Path(args.out).expanduser().resolve()  # the parts run in the checkout's root
         if out.exists() and not out.is_dir():
             raise InputError("the output path exists and is not a folder", path=out, field="--out",
                              expected="a folder (new or empty)")
@@ -233,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                            if argv is None else " ".join(["gpu_suite.py", *argv]),
                            "device": args.device, "tiny": args.tiny, "budget_s": sum(parts.values()),
                            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                           "environment": None, "parts": {}}
+                           "git_commit": _git_commit(), "environment": None, "parts": {}}
     t0 = time.monotonic()
     for key, budget in parts.items():
         print(f"part {key} ({PARTS[key]}), budget {budget:.0f} s ...", flush=True)

@@ -185,3 +185,22 @@ def test_cli_pool_test_sets_marked_in_and_out(cli, data, tmp_path: Path) -> None
     res = load_results(out / "zerofilled" / "results.json")
     got = {d.dataset: (d.distribution, d.volumes, d.slices) for d in res.datasets}
     assert got == {"knee": ("in", 2, 5), "brain": ("out", 1, 2)}
+
+
+def test_models_never_get_coil_maps_of_the_fully_sampled_data(data: dict[str, Path]) -> None:
+    """An MVUE target needs ESPIRiT maps of the fully sampled k-space; CG-SENSE must still estimate its own
+    maps from the undersampled k-space, exactly as ``model.reconstruct(kspace, mask)`` does."""
+    path = data["id"] / "vol_a.h5"
+    net = mrizoo.create("cgsense")
+    ev = evaluate_models({"cgsense": net}, [EvalSet("a", [path])], center_fraction=CF, target="mvue")
+    _, recon = _direct(net, path)
+    from mrizoo.data.slices import SliceDataset
+    from mrizoo.metrics import score
+
+    ds = SliceDataset([path], target="mvue", mask="equispaced_fraction",
+                      mask_params={"acceleration": ACC, "center_fraction": CF}, seed_mode="filename")
+    target = torch.stack([ds[i].target for i in range(len(ds))])
+    want = score(target, torch.from_numpy(recon))
+    got = ev.models["cgsense"].volumes[0].metrics
+    for key in ("ssim", "psnr", "nmse"):
+        assert got[key] == pytest.approx(want[key], abs=1e-6), key

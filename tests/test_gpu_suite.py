@@ -22,12 +22,14 @@ ROW_KEYS = {"measure", "value", "unit", "reference", "reference_name", "ratio", 
 
 @pytest.fixture(scope="module")
 def suite():
+    """The suite's modules (benchmarks/ is not a package)."""
     sys.path.insert(0, str(SUITE.parent))
     try:
+        import _gpu_parts
         import gpu_suite
     finally:
         sys.path.remove(str(SUITE.parent))
-    return gpu_suite
+    return gpu_suite, _gpu_parts
 
 
 def test_tiny_cpu_run_writes_results_and_survives_a_killed_part(tmp_path):
@@ -66,7 +68,7 @@ def test_tiny_cpu_run_writes_results_and_survives_a_killed_part(tmp_path):
 
 def test_existing_results_are_not_overwritten(suite, tmp_path, capsys):
     (tmp_path / "results.json").write_text("{}")
-    assert suite.main(["--out", str(tmp_path), "--device", "cpu", "--tiny"]) == 2
+    assert suite[0].main(["--out", str(tmp_path), "--device", "cpu", "--tiny"]) == 2
     assert "already holds results" in capsys.readouterr().err
     assert (tmp_path / "results.json").read_text() == "{}"
 
@@ -79,13 +81,27 @@ def test_existing_results_are_not_overwritten(suite, tmp_path, capsys):
 ])
 def test_bad_arguments_are_refused_before_work(suite, tmp_path, capsys, args, match):
     out = tmp_path / "new"
-    assert suite.main(["--out", str(out), "--device", "cpu", *args] if "--device" not in args
-                      else ["--out", str(out), *args]) == 2
+    assert suite[0].main(["--out", str(out), "--device", "cpu", *args] if "--device" not in args
+                         else ["--out", str(out), *args]) == 2
     assert match in capsys.readouterr().err
     assert not out.exists()
 
 
 def test_cuda_tests_are_found(suite):
-    ids = suite.cuda_test_ids()
+    ids = suite[1].cuda_test_ids()
     assert "tests/test_espirit.py::test_cuda_matches_cpu" in ids
-    assert all("::test" in i for i in ids)
+    assert all(i.startswith("tests/test_") for i in ids)
+
+
+@pytest.mark.parametrize(("decorator", "needs"), [
+    ("pytest.mark.cuda", True),
+    ("pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')", True),
+    ("pytest.mark.skipif(torch.cuda.device_count() == 0, reason='no GPU')", True),
+    ("pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')", False),
+    ("pytest.mark.skipif(sys.platform == 'win32', reason='posix only')", False),
+    ("pytest.mark.slow", False),
+])
+def test_which_decorators_mean_a_test_needs_cuda(suite, decorator, needs):
+    import ast
+
+    assert suite[1]._needs_cuda(ast.parse(decorator, mode="eval").body) is needs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from typing import Any
 
 from mrizoo.cli import _args
@@ -62,15 +63,17 @@ def _run(args: argparse.Namespace) -> int:
         handler.setFormatter(logging.Formatter("mrizoo reconstruct: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    results = reconstruct_path(
-        args.model, args.input, args.output,
-        mask=args.mask, acceleration=args.acceleration, center_fraction=args.center_fraction,
-        batch_size=args.batch_size, device=args.device, samples=args.samples,
-        save_samples=args.save_samples, upsample=args.upsample, overwrite=args.overwrite,
-        skip_existing=args.skip_existing,
-        figure=args.figure, figure_slice=args.figure_slice, seed=args.seed,
-        progress=not args.no_progress,
-    )
+    with warnings.catch_warnings():  # the logger above prints each warning once
+        warnings.simplefilter("ignore", UserWarning)
+        results = reconstruct_path(
+            args.model, args.input, args.output,
+            mask=args.mask, acceleration=args.acceleration, center_fraction=args.center_fraction,
+            batch_size=args.batch_size, device=args.device, samples=args.samples,
+            save_samples=args.save_samples, upsample=args.upsample, overwrite=args.overwrite,
+            skip_existing=args.skip_existing,
+            figure=args.figure, figure_slice=args.figure_slice, seed=args.seed,
+            progress=not args.no_progress,
+        )
     weights = next((r.weights for r in results if r.weights), "")
     if weights:
         print(f"weights: {weights}")
@@ -79,3 +82,4 @@ def _run(args: argparse.Namespace) -> int:
         if res.figure is not None:
             print(f"figure: {res.figure}")
     return 0
+
