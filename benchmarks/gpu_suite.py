@@ -24,8 +24,8 @@ GPU times come from CUDA events after ``torch.cuda.synchronize``; peak memory fr
 it). Results go to ``DIR/results.json`` and ``DIR/results.md`` (rewritten after every part),
 each part's output to ``DIR/logs/``. The default budget (400 s in all) fits one H200 in under
 7 minutes; ``--device cpu --tiny`` runs every code path at toy sizes in about a minute.
-The measurements live in ``_gpu_parts.py``, the timing helpers and the per-part recorder in
-``_gpu_measure.py``; this file runs the parts and writes the report.
+Parts 1-4 live in ``_gpu_parts.py``, part 5 in ``_gpu_checks.py``, the timing helpers and the
+per-part recorder in ``_gpu_measure.py``; this file runs the parts and writes the report.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def write_report(doc: dict[str, Any], out: Path) -> None:
     lines = ["# mrizoo GPU suite", "",
              f"- device: {env.get('gpu') or env.get('device', doc['device'])}{gpu}",
              f"- torch {env.get('torch')}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}; "
-             f"mrizoo {env.get('mrizoo')}, fastmri {env.get('fastmri')}, accelerate {env.get('accelerate')}; Python {env.get('python')}",
+             f"mrizoo {env.get('mrizoo')}, fastmri {env.get('fastmri')}, accelerate {env.get('accelerate')}; "
+             f"Python {env.get('python')}",
              f"- started {doc['started']}; {'toy sizes (--tiny)' if doc['tiny'] else 'full sizes'}; "
              f"budget {doc['budget_s']:.0f} s; wall {doc.get('wall_s', 0):.0f} s",
              f"- command: `{doc['command']}` at commit {doc.get('git_commit')}", "",
@@ -227,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("unknown device", field="--device", expected="cuda, cuda:N or cpu",
                              got=repr(args.device)) from None
         if dev.type not in ("cuda", "cpu"):
-            raise InputError("unsupported device", field="--device", expected="cuda, cuda:N or cpu", got=args.device)
+            raise InputError("unsupported device", field="--device", expected="cuda, cuda:N or cpu",
+                             got=repr(args.device))
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise InputError("CUDA is not available on this machine", field="--device", expected="cpu here",
                              got=args.device)
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out).expanduser().resolve()  # the parts run in the checkout's root
         if out.exists() and not out.is_dir():
             raise InputError("the output path exists and is not a folder", path=out, field="--out",
-                             expected="a folder (new or empty)")
+                             expected="a folder")
         if (out / RESULTS).exists() and not args.overwrite:
             raise InputError("the output folder already holds results", path=out / RESULTS, field="--out",
                              expected="a new folder, or --overwrite")

@@ -25,11 +25,11 @@ def suite():
     """The suite's modules (benchmarks/ is not a package)."""
     sys.path.insert(0, str(SUITE.parent))
     try:
-        import _gpu_parts
+        import _gpu_checks
         import gpu_suite
     finally:
         sys.path.remove(str(SUITE.parent))
-    return gpu_suite, _gpu_parts
+    return gpu_suite, _gpu_checks
 
 
 def test_tiny_cpu_run_writes_results_and_survives_a_killed_part(tmp_path):
