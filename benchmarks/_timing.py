@@ -39,3 +39,20 @@ def describe_device(device: str) -> str:
     if device.startswith("cuda"):
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def interleaved_medians(first: Callable[[], object], second: Callable[[], object], repeats: int,
+                        warmup: int = 1) -> tuple[float, float]:
+    """Median seconds of two functions timed alternately (ABBA order), so load changes on a
+    shared machine hit both alike."""
+    for _ in range(warmup):
+        first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(repeats):
+        for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+            _sync()
+            start = time.perf_counter()
+            (first, second)[which]()
+            _sync()
+            times[which].append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])

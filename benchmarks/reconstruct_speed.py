@@ -4,7 +4,9 @@ Builds a volume of ``--slices`` copies of the shipped real scan (8 coils, 230 x 
 times ``reconstruct_file`` end to end (read, ESPIRiT where the model needs maps, model, write)
 for each ``weights.kind: package`` zoo entry and for the zero-filled and CG-SENSE baselines in
 the same run (ratios are against zero-filled). Posterior models are timed at ``--samples`` P
-(32, as in Bendel et al. 2023) as slices/s and posterior samples/s. Usage:
+(32, as in Bendel et al. 2023) as slices/s and posterior samples/s. ``--stages`` also profiles
+one run per model and prints the share of its time spent reading, choosing the mask, in ESPIRiT,
+in the model itself and writing. Usage:
 ``python benchmarks/reconstruct_speed.py [--device cuda] [--slices 8] [--threads 2]``.
 """
 
@@ -40,6 +42,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=32, help="P for posterior models")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--stages", action="store_true", help="also print the share of time per stage")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -49,6 +52,7 @@ def main() -> int:
     print(f"device: {describe_device(args.device)}; torch {torch.__version__}; "
           f"volume: {args.slices} x (8 coils, 230 x 180), shipped real scan, R = 4")
     rows = []
+    stages: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         src = _volume(Path(tmp), args.slices)
         for name in names:
@@ -63,12 +67,49 @@ def main() -> int:
 
             seconds = median_time(run, args.repeats)
             rows.append((name, samples, args.slices / seconds, seconds))
+            if args.stages:
+                stages.append((name, _stage_shares(run)))
     base = rows[0][2]
     print(f"{'model':<18}{'P':>4}{'slices/s':>11}{'samples/s':>11}{'s/volume':>10}{'time / zero-filled':>20}")
     for name, samples, rate, seconds in rows:
         per_sample = f"{rate * samples:>11.2f}" if samples else f"{'-':>11}"
         print(f"{name:<18}{samples or '-':>4}{rate:>11.2f}{per_sample}{seconds:>10.2f}{base / rate:>19.1f}x")
+    if stages:
+        print("share of time per stage (one profiled run):")
+        print(f"{'model':<18}" + "".join(f"{k:>10}" for k in _STAGES) + f"{'other':>10}")
+        for name, shares in stages:
+            print(f"{name:<18}" + "".join(f"{shares[k]:>9.0%} " for k in (*_STAGES, "other")))
     return 0
+
+
+# stage -> (file suffix, function) whose cumulative time is that stage's
+_STAGES = {
+    "read": ("mrizoo/data/fastmri_h5.py", "kspace"),
+    "mask": ("mrizoo/reconstruct.py", "_choose_mask"),
+    "espirit": ("mrizoo/physics/espirit.py", "espirit_maps"),
+    "model": ("mrizoo/reconstruct.py", "_call"),
+    "write": ("mrizoo/run_checks.py", "write_images"),
+}
+
+
+def _stage_shares(run) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Cumulative profiled time of each stage's function over the whole run (the model's
+    share excludes ESPIRiT called from inside it)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(run)
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    total = max(ct for (_, _, fn), (_, _, _, ct, _) in stats.items() if fn == "run")
+    shares = {}
+    for stage, (suffix, func) in _STAGES.items():
+        shares[stage] = sum(ct for (path, _, fn), (_, _, _, ct, _) in stats.items()
+                            if fn == func and path.replace("\\", "/").endswith(suffix)) / total
+    espirit_in_model = shares["espirit"] if shares["model"] >= shares["espirit"] else 0.0
+    shares["model"] -= espirit_in_model
+    shares["other"] = max(0.0, 1.0 - sum(shares.values()))
+    return shares
 
 
 if __name__ == "__main__":

@@ -16,36 +16,43 @@ Public API (everything else is private):
 
 __version__ = "0.1.0"
 
-from mrizoo.classical import cg_sense, l1_wavelet, zero_filled
-from mrizoo.data import (
-    FastMRIVolume,
-    SliceDataset,
-    VolumeBatchSampler,
-    read_cfl,
-    simulate_multicoil,
-    write_volume,
-)
+import importlib
+from typing import Any
+
 from mrizoo.errors import InputError, MrizooError
-from mrizoo.masks import Mask, create_mask, list_masks, register_mask, seed_from_name
-from mrizoo.masks.sampling import SamplingInfo, detect_sampling, mask_from_any  # noqa: F401  (public API)
-from mrizoo.metrics import evaluate_volume, nmse, psnr, ssim
-from mrizoo.physics import (
-    MultiCoilOperator,
-    adjoint_op,
-    coil_compress,
-    conjugate_gradient,
-    espirit_maps,
-    fft2c,
-    forward_op,
-    ifft2c,
-    rss,
-    sense_combine,
-    to_complex,
-    to_real,
-)
-from mrizoo.zoo import UnknownModelError, create, info, list_models, load, register_model
-from mrizoo.evaluate import evaluate_models
-from mrizoo.reconstruct import reconstruct_file, reconstruct_path
+
+# Public names and the module that defines each: imported on first use, so that light entry
+# points (``mrizoo --help``, ``mrizoo list``) do not pay for torch.
+_LAZY = {
+    **dict.fromkeys(("cg_sense", "l1_wavelet", "zero_filled"), "mrizoo.classical"),
+    **dict.fromkeys(("FastMRIVolume", "SliceDataset", "VolumeBatchSampler", "read_cfl", "simulate_multicoil",
+                     "write_volume"), "mrizoo.data"),
+    **dict.fromkeys(("Mask", "create_mask", "list_masks", "register_mask", "seed_from_name"), "mrizoo.masks"),
+    **dict.fromkeys(("SamplingInfo", "detect_sampling", "mask_from_any"), "mrizoo.masks.sampling"),
+    **dict.fromkeys(("evaluate_volume", "nmse", "psnr", "ssim"), "mrizoo.metrics"),
+    **dict.fromkeys(("MultiCoilOperator", "adjoint_op", "coil_compress", "conjugate_gradient", "espirit_maps",
+                     "fft2c", "forward_op", "ifft2c", "rss", "sense_combine", "to_complex", "to_real"),
+                    "mrizoo.physics"),
+    **dict.fromkeys(("UnknownModelError", "create", "info", "list_models", "load", "register_model"),
+                    "mrizoo.zoo"),
+    "evaluate_models": "mrizoo.evaluate",
+    **dict.fromkeys(("reconstruct_file", "reconstruct_path"), "mrizoo.reconstruct"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mrizoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__",

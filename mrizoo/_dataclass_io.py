@@ -120,7 +120,8 @@ def read_yaml_section(path: Any, key: str, text: str | None = None) -> tuple[dic
 
     source = str(path)
     try:
-        doc = yaml.safe_load(Path(path).read_text() if text is None else text)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~20x faster
+        doc = yaml.load(Path(path).read_text() if text is None else text, Loader=loader)
     except yaml.YAMLError as err:
         raise InputError(f"not valid YAML: {err}", path=source) from None
     except (OSError, UnicodeDecodeError) as err:

@@ -241,6 +241,8 @@ def evaluate_models(
     device: str | torch.device = "cpu",
     generator_seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    adapt: bool = False,
+    adapt_steps: int | None = None,
 ) -> Evaluation:
     """Reconstruct every volume of every test set with every model and score it (module docstring).
 
@@ -248,7 +250,9 @@ def evaluate_models(
     ``label -> model``. ``samples``: posterior samples per slice (the P-curves use
     ``P_VALUES`` up to ``samples_max``, default ``samples``). ``embedding``: an image embedding
     ``[N, C, H, W] -> [N, d]``; with it, posterior models also get CFID per test set (rows:
-    every sample, with the target and the zero-filled condition image repeated).
+    every sample, with the target and the zero-filled condition image repeated). ``adapt`` adds a
+    row ``<label>+tta`` per learned model: a copy adapted to each slice (test-time adaptation,
+    at most ``adapt_steps`` steps, :mod:`mrizoo.models.adapt`).
     """
     from mrizoo.data.slices import collate_samples
     from mrizoo.metrics import apsd, embed, score
@@ -270,6 +274,8 @@ def evaluate_models(
     nets = _to_models(models)
     if not nets:
         raise InputError("no models to evaluate", field="models")
+    if adapt or adapt_steps is not None:
+        nets.update(_adapting(nets, adapt, adapt_steps))
     dev = torch.device(device)
     for net in nets.values():
         net.to(dev).eval()
@@ -345,6 +351,28 @@ def evaluate_models(
     return Evaluation(models=scores, sets=list(datasets), mask=mask, acceleration=float(acceleration),
                       center_fraction=center_fraction, samples=samples if any_posterior else None,
                       weights={k: dict(getattr(n, "weights_source", None) or {}) for k, n in nets.items()})
+
+
+def _adapting(nets: dict[str, nn.Module], adapt: bool, steps: int | None) -> dict[str, nn.Module]:
+    """``<label>+tta`` -> the model adapted per slice, for every model that can adapt (checked first)."""
+    from dataclasses import replace
+
+    from mrizoo.models.adapt import AdaptConfig, AdaptingModel, family_of
+
+    if not adapt:
+        raise InputError("adapt_steps needs adapt", field="adapt_steps", expected="adapt=True", got=steps)
+    cfg = AdaptConfig() if steps is None else replace(AdaptConfig(), steps=steps)
+    out: dict[str, nn.Module] = {}
+    for label, net in nets.items():
+        try:
+            family_of(net)
+        except InputError:
+            continue
+        out[f"{label}+tta"] = AdaptingModel(net, cfg)
+    if not out:
+        raise InputError("none of the models can adapt at test time", field="adapt",
+                         expected="a learned VarNet, MoDL, U-Net, ViT or rcGAN", got=sorted(nets))
+    return out
 
 
 _TABLE_METRICS = ("ssim", "psnr", "nmse", "ssim_masked", "psnr_masked", "ssim_matched", "psnr_matched",

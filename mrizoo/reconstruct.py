@@ -30,6 +30,7 @@ from torch import nn
 
 from mrizoo._atomic import atomic_file, write_error
 from mrizoo.data.fastmri_h5 import FastMRIVolume
+from mrizoo.data.nifti import check_output_format, nifti_name, write_nifti
 from mrizoo.errors import InputError
 from mrizoo.masks import create_mask, mask_params, seed_from_name
 from mrizoo.run_checks import check_numbers, check_space, pick_device, preflight, write_images
@@ -59,6 +60,7 @@ class ReconstructResult:
     skipped: bool = False
     sampling: str = ""
     weights: str = ""
+    adaptation: str = ""  # test-time adaptation: steps and seconds per slice, "" when not adapted
 
     def summary(self) -> str:
         if self.skipped:
@@ -69,6 +71,8 @@ class ReconstructResult:
             text += " (input already undersampled: reconstructed from its own samples)"
         if self.acceleration_outside_training:
             text += " (acceleration outside the model's training range)"
+        if self.adaptation:
+            text += f"; {self.adaptation}"
         return text
 
 
@@ -198,8 +202,10 @@ class _Runner:
     """Calls the model on slice batches, halving the batch on out-of-memory errors."""
 
     def __init__(self, model: nn.Module, batch_size: int, samples: int | None, upsample: int,
-                 generator_seed: int | None) -> None:
+                 generator_seed: int | None, adapt_steps: int | None = None, progress: bool = False) -> None:
         self.model = model
+        self.adapt_steps, self.progress = adapt_steps, progress  # adapt_steps: adapt a copy per call
+        self.adapted: list[Any] = []  # AdaptResult of each adapted call
         self.batch_size = batch_size
         self.samples = samples
         self.upsample = upsample
@@ -209,16 +215,21 @@ class _Runner:
     def _call(self, ks: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None,
                                                                      torch.Tensor | None]:
         kw: dict[str, Any] = {}
+        model = self.model
+        if self.adapt_steps is not None:
+            with torch.enable_grad():
+                model = self.model.adapt(ks, mask, steps=self.adapt_steps, progress=self.progress)
+            self.adapted.append(model.adaptation)
         if self.upsample != 1:
             kw["upsample"] = self.upsample
         if self.samples is not None:
             if self.generator_seed is not None and _accepts(self.model.sample, "generator"):
                 kw["generator"] = torch.Generator(device=ks.device).manual_seed(self.generator_seed)
-            out = self.model.sample(ks, mask, n=self.samples, **kw)
+            out = model.sample(ks, mask, n=self.samples, **kw)
             return out.mean, out.std, out.samples
-        if self.generator_seed is not None and _accepts(self.model.reconstruct, "generator"):
+        if self.generator_seed is not None and _accepts(model.reconstruct, "generator"):
             kw["generator"] = torch.Generator(device=ks.device).manual_seed(self.generator_seed)
-        return self.model.reconstruct(ks, mask, **kw), None, None
+        return model.reconstruct(ks, mask, **kw), None, None
 
     def run(self, kspace_of: Any, n: int, mask: torch.Tensor, device: torch.device,
             progress: bool, desc: str) -> dict[str, np.ndarray]:
@@ -284,6 +295,40 @@ def _check_options(model: nn.Module, samples: int | None, upsample: int) -> None
                              expected="1 (upsampling is a VarNet option)", got=upsample)
 
 
+def _check_adapt(model: nn.Module, adapt: bool, steps: int | None, upsample: int = 1) -> int | None:
+    """Steps of test-time adaptation (``None``: no adaptation); the model must be able to adapt."""
+    if steps is not None and not adapt:
+        raise InputError("--adapt-steps needs --adapt", field="adapt_steps", expected="--adapt as well", got=steps)
+    if not adapt:
+        return None
+    if upsample != 1:
+        raise InputError("--adapt reconstructs at the measured size", field="upsample",
+                         expected="1 with --adapt", got=upsample)
+    if isinstance(steps, bool) or (steps is not None and (not isinstance(steps, int) or steps < 1)):
+        raise InputError("adaptation steps must be a positive integer", field="adapt_steps", expected="int >= 1",
+                         got=repr(steps))
+    from mrizoo.models.adapt import AdaptConfig, family_of
+
+    family_of(model)
+    return AdaptConfig().steps if steps is None else steps
+
+
+def _adapt_summary(results: list[Any]) -> str:
+    if not results:
+        return ""
+    secs = [r.seconds for r in results]
+    best = [r.best_step for r in results]
+    return (f"adapted per slice in {sum(secs) / len(secs):.1f} s/slice ({sum(secs):.1f} s in all; kept steps "
+            f"{min(best)}-{max(best)} of at most {max(r.steps_run for r in results)})")
+
+
+def _header_xml(vol: FastMRIVolume) -> str:
+    """The input's ISMRMRD XML header, '' when it has none."""
+    ds = vol._file.get("ismrmrd_header")
+    raw = ds[()] if ds is not None and ds.shape == () else b""
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
 def _weights_attrs(net: nn.Module) -> tuple[dict[str, str], str]:
     """The output attributes naming the weights that ran, and a one-line description."""
     source = getattr(net, "weights_source", None)
@@ -323,6 +368,9 @@ def reconstruct_file(
     figure_slice: int | None = None,
     seed: int | None = 0,
     progress: bool = True,
+    format: str = "h5",
+    adapt: bool = False,
+    adapt_steps: int | None = None,
 ) -> ReconstructResult:
     """Reconstruct every slice of one fastMRI-convention volume and write the result.
 
@@ -334,7 +382,9 @@ def reconstruct_file(
     mean as ``reconstruction`` and the pixel-wise ``std`` (and all ``samples`` ``[P, slices, H, W]``
     with ``save_samples``); ``seed`` fixes their noise. ``upsample`` passes to models that
     support it (VarNet). An out-of-memory error halves the batch and retries. ``skip_existing``
-    keeps a complete earlier output and returns a result marked ``skipped``. Every option and
+    keeps a complete earlier output and returns a result marked ``skipped``. ``adapt`` adapts a
+    copy of the model to each slice (test-time adaptation, at most ``adapt_steps`` steps; see
+    :mod:`mrizoo.models.adapt`) before reconstructing it. Every option and
     path is checked before the model runs; the output records the weights' source and sha256.
     """
     if overwrite and skip_existing:
@@ -345,7 +395,9 @@ def reconstruct_file(
     src = Path(in_path)
     if out_path is None:
         out_path = default_output(src, model)
+        out_path = nifti_name(Path(out_path)) if format == "nifti" else out_path
     out = Path(out_path)
+    check_output_format(format, out, skip_existing)  # format: h5 | nifti (NIfTI through nibabel)
     fig_target = Path(figure) if figure is not None else None
     checked = preflight(src, out, fig_target, figure_slice, overwrite, skip_existing)
     if checked.skip:
@@ -353,6 +405,7 @@ def reconstruct_file(
                                  False, skipped=True)
     net = resolve_model(model, dev)
     _check_options(net, samples, upsample)
+    steps = _check_adapt(net, adapt, adapt_steps, upsample)
     if not checked.multicoil and _needs_coils(net):
         raise InputError(f"{_model_name(net)} needs multi-coil k-space", path=src, field="kspace",
                          expected="[slices, coils, H, W]", got=f"single-coil shape {checked.shape}")
@@ -378,7 +431,7 @@ def reconstruct_file(
                 ks = ks.unsqueeze(0)
             return ks * choice.mask
 
-        runner = _Runner(net, batch_size, samples, upsample, seed)
+        runner = _Runner(net, 1 if adapt else batch_size, samples, upsample, seed, steps, progress)
         images = runner.run(kspace_of, n, choice.mask, dev, progress, src.name)
         if not save_samples:
             images.pop("samples", None)
@@ -403,7 +456,14 @@ def reconstruct_file(
             "batch_size_requested": int(batch_size),
             "oom_batch_halvings": len(runner.halvings),
             "upsample": int(upsample),
+            "test_time_adaptation": bool(adapt),
         })
+        if runner.adapted:
+            attrs["adapt_max_steps"] = int(steps or 0)
+            attrs["adapt_kept_steps"] = np.asarray([r.best_step for r in runner.adapted], dtype=np.int64)
+            attrs["adapt_seconds"] = np.asarray([r.seconds for r in runner.adapted], dtype=np.float64)
+        if header := _header_xml(vol):
+            attrs["ismrmrd_header"] = header  # voxel sizes for viewers (mrizoo export)
         if samples is not None:
             attrs["num_samples"] = int(samples)
         if trained := (tuple(task.accelerations) if task is not None else ()):
@@ -413,7 +473,10 @@ def reconstruct_file(
             fig_new = not fig_target.exists()
             fig_path = _figure(fig_target, vol, choice, images, figure_slice, _model_name(net), overwrite)
         try:
-            write_images(out, images, attrs, overwrite)
+            if format == "nifti":
+                write_nifti(out, images, header=attrs.get("ismrmrd_header"), attrs=attrs, overwrite=overwrite)
+            else:
+                write_images(out, images, attrs, overwrite)
         except BaseException:
             if fig_path is not None and fig_new:
                 fig_path.unlink(missing_ok=True)
@@ -423,7 +486,7 @@ def reconstruct_file(
     result = ReconstructResult(src, out, n, choice.acceleration, choice.center_fraction, choice.name,
                                runner.batch_size, outside, fig_path, notes,
                                sampling="fully_sampled" if choice.retrospective else "undersampled",
-                               weights=weights_text)
+                               weights=weights_text, adaptation=_adapt_summary(runner.adapted))
     log.debug(result.summary())
     return result
 
@@ -518,7 +581,8 @@ def reconstruct_path(
         if folder.exists() and folder.resolve() == src.resolve():
             raise InputError(f"the {what} folder is the input folder", path=folder, field=what,
                              expected="another folder (outputs take the input file names)")
-    targets = [out_dir / f.name for f in files]
+    check_output_format(options.get("format", "h5"), None, skip_existing)
+    targets = [out_dir / (nifti_name(f).name if options.get("format") == "nifti" else f.name) for f in files]
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite and not skip_existing:
         raise InputError(f"{len(existing)} output file(s) exist", path=out_dir,

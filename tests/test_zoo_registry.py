@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ISSUE_NAMES = [
     "unet-knee-r4", "varnet-pool-r4", "vit-pool-r4", "rcgan-brain-r4", "rcgan-brain-r8", "ncsnv2-brain",
     "modl-brain-r4", "varnet-fastmri-knee", "varnet-fastmri-brain", "unet-fastmri-knee", "unet-fastmri-brain",
-    "zerofilled", "cgsense", "l1wavelet",
+    "zerofilled", "cgsense", "l1wavelet", "convdecoder",
 ]
 
 
@@ -88,6 +88,7 @@ def test_wildcards_and_filters() -> None:
     assert set(list_models(tags=["demo"])) == {"varnet-mini-r4", "rcgan-mini-r4"}
     assert set(list_models(has_weights=False)).isdisjoint(with_weights)
     assert set(list_models(tags=["classical"])) == {"zerofilled", "cgsense", "l1wavelet"}
+    assert list_models(tags=["untrained"]) == ["convdecoder"]
 
 
 def test_unknown_name_suggests_closest() -> None:

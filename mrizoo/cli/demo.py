@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=_args.nonnegative_int, default=0, help="mask and posterior-sampling seed")
     p.add_argument("--device", type=_args.device, default="cpu", help="torch device of the models (default cpu)")
     p.add_argument("--out", type=Path, default=Path("mrizoo-demo.png"), help="figure path (PNG)")
+    p.add_argument("--adapt", action="store_true",
+                   help="also show each model adapted to the scan (test-time adaptation), beside the plain one")
+    p.add_argument("--adapt-steps", type=_args.positive_int, default=None,
+                   help="most adaptation steps (default 20; stops earlier on the held-out error)")
     p.set_defaults(func=_run)
 
 
@@ -41,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
     res = run_demo(DemoConfig(input=args.input, slice_index=args.slice_index, mask=args.mask,
                               acceleration=args.acceleration, center_fraction=args.center_fraction,
                               seed=args.seed, models=tuple(args.models or DEFAULT_MODELS), samples=args.samples,
-                              baselines=args.baselines, device=args.device, output=args.out))
+                              baselines=args.baselines, device=args.device, output=args.out,
+                              adapt=args.adapt, adapt_steps=args.adapt_steps))
     print(f"input: {res.source}  coils x H x W = {' x '.join(map(str, res.shape))}  R = {res.acceleration:.2f}")
     for line in res.weights.values():
         print(f"weights: {line}")

@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot-metric", default="ssim", choices=("ssim", "psnr", "nmse", "ssim_masked", "psnr_masked",
                                                              "ssim_matched", "psnr_matched", "nmse_matched"),
                    help="metric of the effective-robustness plot (default ssim)")
+    p.add_argument("--adapt", action="store_true",
+                   help="also score each learned model adapted to every slice (test-time adaptation), as <model>+tta")
+    p.add_argument("--adapt-steps", type=_args.positive_int, default=None,
+                   help="most adaptation steps per slice (default 20; stops earlier on the held-out error)")
     p.add_argument("--batch-size", type=_args.positive_int, default=16)
     p.add_argument("--device", type=_args.device, default="cpu")
     p.add_argument("--out", help="folder for <model>/results.json, table.md, per_volume.json, weights.json "
@@ -173,6 +177,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         samples=args.samples, samples_max=args.samples_max, match_mean_std=args.match_mean_std,
         masked=args.masked, embedding=embedding, target=args.target, batch_size=args.batch_size,
         device=args.device, progress=None if args.quiet else lambda m: print(m, flush=True),
+        adapt=args.adapt, adapt_steps=args.adapt_steps,
     )
     table = markdown_table(ev)
     print(table, end="")

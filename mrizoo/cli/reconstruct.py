@@ -43,11 +43,19 @@ def register(subparsers: Any) -> None:
                    help="posterior models: P samples; writes their mean and 'std'")
     r.add_argument("--save-samples", action="store_true", help="also write all 'samples' [P, slices, H, W]")
     r.add_argument("--seed", type=_args.nonnegative_int, default=0, help="noise seed of posterior samplers (default 0)")
+    r.add_argument("--adapt", action="store_true",
+                   help="test-time adaptation: fit a copy of the model to each slice's own measurements first "
+                        "(learned models; slower, see the README)")
+    r.add_argument("--adapt-steps", type=_args.positive_int, default=None,
+                   help="most adaptation steps per slice (default 20; stops earlier on the held-out error)")
     o = p.add_argument_group("output")
     x = o.add_mutually_exclusive_group()
     x.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     x.add_argument("--skip-existing", action="store_true",
                    help="keep complete existing outputs and do the rest (resumes a folder run that stopped)")
+    o.add_argument("--format", choices=("h5", "nifti"), default="h5",
+                   help="h5 (fastMRI convention, default) or nifti (.nii.gz for viewers; std and samples as extra "
+                        "volumes; voxel size from the ISMRMRD header)")
     o.add_argument("--figure", default=None, help="write a comparison PNG (a folder of PNGs for folder input)")
     o.add_argument("--figure-slice", type=_args.slice_index, default=None, help="slice shown in the figure (default: middle)")
     o.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -72,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
             save_samples=args.save_samples, upsample=args.upsample, overwrite=args.overwrite,
             skip_existing=args.skip_existing,
             figure=args.figure, figure_slice=args.figure_slice, seed=args.seed,
-            progress=not args.no_progress,
+            progress=not args.no_progress, format=args.format, adapt=args.adapt, adapt_steps=args.adapt_steps,
         )
     weights = next((r.weights for r in results if r.weights), "")
     if weights:

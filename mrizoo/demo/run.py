@@ -58,6 +58,8 @@ class DemoConfig:
     baselines: bool = True
     device: str = "cpu"
     output: Path = Path("mrizoo-demo.png")
+    adapt: bool = False  # also show each model adapted to the scan (test-time adaptation), row "<model>+tta"
+    adapt_steps: int | None = None  # most adaptation steps (None: mrizoo.models.adapt.AdaptConfig's default)
 
     def __post_init__(self) -> None:
         """Every setting is checked here, before any file is read or model loaded."""
@@ -71,6 +73,10 @@ class DemoConfig:
             raise InputError("unknown mask", field="mask", expected=f"one of {list_masks()}", got=repr(self.mask))
         check_acceleration(self.acceleration)
         check_center_fraction(self.center_fraction)
+        if self.adapt_steps is not None and (isinstance(self.adapt_steps, bool) or not isinstance(self.adapt_steps, int)
+                                             or self.adapt_steps < 1 or not self.adapt):
+            raise InputError("adaptation steps must be a positive integer, given with adapt", field="adapt_steps",
+                             expected="int >= 1 and adapt=True", got=repr(self.adapt_steps))
         if Path(self.output).is_dir():
             raise InputError("the figure path is a folder", path=self.output, field="output",
                              expected="a .png file path")
@@ -196,6 +202,11 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
     from mrizoo.hub.format import describe_weights
 
     result.weights = {name: describe_weights(net) for name, net in models}
+    if cfg.adapt:
+        from mrizoo.models.adapt import family_of
+
+        for _, net in models:
+            family_of(net)  # refuses models that cannot adapt before any work
     device = torch.device(cfg.device)
     kspace, mask = data.kspace[None].to(device), data.mask.to(device)
 
@@ -206,10 +217,15 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
         result.seconds["espirit"] = time.perf_counter() - t0
     images: dict[str, torch.Tensor] = {}
     std_maps: dict[str, torch.Tensor] = {}
-    for name, net in (*baselines.items(), *models):
+    runs = [*baselines.items(), *models]
+    if cfg.adapt:
+        runs += [(f"{name}+tta", net) for name, net in models]
+    for name, net in runs:
         net.to(device).eval()
         own = maps if getattr(net, "needs_maps", False) else None
         t = time.perf_counter()
+        if name.endswith("+tta"):
+            net = net.adapt(kspace, mask, own, steps=cfg.adapt_steps, seed=cfg.seed)
         with torch.no_grad():
             if getattr(net, "is_posterior", False):
                 seeded = {"generator": torch.Generator(device=device).manual_seed(cfg.seed)} \

@@ -94,6 +94,13 @@ CITATIONS: dict[str, str] = {
   year      = {2020},
   doi       = {10.1007/978-3-030-59713-6_7}
 }""",
+    "darestani2021": """@article{darestani2021,
+  title   = {Accelerated {MRI} With Un-Trained Neural Networks},
+  author  = {Darestani, Mohammad Zalbagi and Heckel, Reinhard},
+  journal = {IEEE Transactions on Computational Imaging},
+  volume  = {7},
+  year    = {2021}
+}""",
 }
 
 # short author-year labels used in the card text
@@ -103,6 +110,7 @@ _PAPER_LABELS = {
     "jalal2021": "Jalal et al., NeurIPS 2021",
     "zbontar2018": "Zbontar et al., 2018",
     "sriram2020": "Sriram et al., MICCAI 2020",
+    "darestani2021": "Darestani & Heckel, IEEE TCI 2021",
 }
 
 _TARGETS = {
@@ -304,6 +312,8 @@ def _image_size(entry: ModelEntry) -> str | None:
 
 def _weights_line(entry: ModelEntry) -> str:
     w = entry.weights
+    if w.kind == "builtin" and "untrained" in entry.tags:
+        return "none needed (un-trained network: its weights are fitted to each scan's own measurements)"
     if w.kind == "builtin":
         return "none needed (classical method without learned parameters)"
     if w.kind == "upstream":
@@ -403,6 +413,10 @@ def _section_use(entry: ModelEntry, checkpoint: CheckpointFacts | None, load_spe
 def _section_data(entry: ModelEntry, pool: PoolDescription | None, training: dict[str, Any] | None) -> str:
     parts = ["## Training data", ""]
     w, t = entry.weights, entry.task
+    if w.kind == "builtin" and "untrained" in entry.tags:
+        parts.append("None: an un-trained network, fitted from a random initialisation to the measurements of the "
+                     "scan it reconstructs; no other data is ever used.")
+        return "\n".join(parts)
     if w.kind == "builtin":
         parts.append("None: a classical method without learned parameters.")
         return "\n".join(parts)
@@ -435,6 +449,12 @@ def _section_training(entry: ModelEntry, training: dict[str, Any] | None, summar
     parts = ["## Training procedure", ""]
     w = entry.weights
     recipe = f"`{entry.recipe}` (`recipes/{entry.recipe}.yaml`)" if entry.recipe else None
+    if w.kind == "builtin" and "untrained" in entry.tags:
+        parts.append("No training. For each slice a fresh, seeded network is fitted to the measured k-space by Adam; a "
+                     "seeded part of the measured locations is held out, and the weights with the lowest held-out "
+                     "error are kept (fitting stops when it has not improved for a while; see the configuration "
+                     "above).")
+        return "\n".join(parts)
     if w.kind == "builtin":
         parts.append("No training: the method has fixed parameters (see the configuration above).")
         return "\n".join(parts)
@@ -573,6 +593,10 @@ def _section_limits(entry: ModelEntry) -> str:
     elif entry.model.arch == "zerofilled":
         items.append("No learned parameters and no regularisation: aliasing artefacts grow with the acceleration. "
                      "It is the floor other methods are compared against.")
+    elif "untrained" in entry.tags:
+        items.append("No training data, so no training-distribution shift; the network's structure is the prior. "
+                     "Fitting takes seconds to minutes per slice (hundreds of network steps), far slower than one "
+                     "network pass, and the result depends on the seed and on when the held-out error stops the fit.")
     else:
         items.append("No learned parameters, so no training-distribution shift, but its regularisation weight is "
                      "fixed rather than tuned per dataset, and it iterates (slower than one network pass). "
@@ -588,7 +612,12 @@ def _section_limits(entry: ModelEntry) -> str:
                      "uncertainty.")
     if "ncsnv2" == entry.model.arch.split("_")[0]:
         items.append("Posterior sampling by annealed Langevin dynamics takes minutes per slice on a GPU.")
-    if w.kind == "upstream":
+    if w.kind == "upstream" and not (w.converter or "").startswith("fastmri"):
+        items.append(f"The weights come from the original authors{_cite(entry)}, published under the "
+                     f"{entry.license.upper()} licence at {w.url}; mrizoo only converts them. Upstream publishes no "
+                     "checksums: the sha256 of the first download is recorded with the converted weights, which are "
+                     "checked at every load.")
+    elif w.kind == "upstream":
         items.append(f"The weights come from the fastMRI authors{_cite(entry)}, published at {w.url}; mrizoo "
                      "only converts them. Upstream publishes no checksums. The fastMRI data are shared under "
                      "the fastMRI dataset sharing agreement.")

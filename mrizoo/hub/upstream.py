@@ -8,8 +8,15 @@ entry's converter (``torch.load(weights_only=True)``: no code runs) into a check
 ``source.json``), and the raw download is then removed. Later loads use the folder, after
 checking the converted weights against the sha256 recorded in ``source.json``.
 
+A link that answers with Google Drive's confirmation page for large files is followed to the
+file itself (:mod:`mrizoo.hub.gdrive`); any other web page in place of the file is refused.
+A release packed as a tar archive (the CSGM-Langevin prior) has its one checkpoint member
+extracted, after every member of the archive was checked to stay inside its folder
+(:mod:`mrizoo.hub.archive`); nothing else is extracted.
+
 When an entry pins no sha256, the sha256 of what was downloaded is recorded in
-``source.json`` and logged, so it can be pinned. A file that fails its sha256 check is moved
+``source.json`` and logged, so it can be pinned (later loads check the converted weights
+against the sha256 recorded with them). A file that fails its sha256 check is moved
 to ``$MRIZOO_HOME/quarantine/`` and nothing is converted. ``HF_HUB_OFFLINE=1`` also stops
 these downloads.
 """
@@ -17,6 +24,7 @@ these downloads.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -32,17 +40,22 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mrizoo.errors import InputError, WeightsUnavailableError
+from mrizoo.hub.archive import extract_member, is_tar
 from mrizoo.hub.download import ChecksumMismatchError, WeightsNotCachedError, hub_offline, quarantine_root
 from mrizoo.hub.format import CONFIG_NAME, WEIGHTS_NAME, load_weights, save_pretrained, sha256_file
+from mrizoo.hub.gdrive import confirmation_url, is_html
 from mrizoo.hub.local_zoo import mrizoo_home
 
-__all__ = ["CONVERTERS", "SOURCE_NAME", "UpstreamCheckpoint", "upstream_cache_dir", "download_url",
-           "fetch_upstream"]
+__all__ = ["CONVERTERS", "ARCHIVE_MEMBERS", "SOURCE_NAME", "UpstreamCheckpoint", "upstream_cache_dir",
+           "download_url", "convert_file", "fetch_upstream"]
 
-#: converter name in an entry -> architecture passed to ``convert_fastmri_checkpoint``
-CONVERTERS: dict[str, str] = {"fastmri-varnet": "varnet", "fastmri-unet": "unet"}
+#: converter name (in an entry, and a format of ``mrizoo import``) -> the architecture it produces
+CONVERTERS: dict[str, str] = {"fastmri-varnet": "varnet", "fastmri-unet": "unet", "csgm-ncsnv2": "ncsnv2"}
+#: the checkpoint inside a converter's release archive (the only member ever extracted)
+ARCHIVE_MEMBERS: dict[str, str] = {"csgm-ncsnv2": "ncsnv2-mri-mvue/logs/mri-mvue/checkpoint_100000.pth"}
 SOURCE_NAME = "source.json"
 _CHUNK = 1 << 20
+_PAGE_LIMIT = 1 << 20
 logger = logging.getLogger("mrizoo.hub")
 
 
@@ -95,12 +108,34 @@ def _open(url: str, offset: int, timeout: float, what: str):  # -> http.client.H
                                     f"here") from None
 
 
+def _open_file(url: str, offset: int, timeout: float, what: str):  # -> (response or None, its URL)
+    """Open ``url`` at ``offset``; follow a Google Drive confirmation page; refuse any other page."""
+    target = url
+    for _ in range(3):
+        response = _open(target, offset, timeout, what)
+        if response is None or not is_html(response.headers.get("Content-Type")):
+            return response, target
+        with response:
+            page = response.read(_PAGE_LIMIT)
+            cookies = response.headers.get_all("Set-Cookie") or []
+            final = response.geturl() or target
+        follow = confirmation_url(page, final, cookies)
+        if follow is None or follow == target:
+            break
+        _check_url(follow)
+        logger.info("%s: following the download confirmation of %s", what, urlsplit(final).netloc)
+        target = follow
+    raise WeightsUnavailableError(f"{what}: {url} answered with a web page instead of the file (a removed or "
+                                  f"private file, or a download quota reached); open it in a browser to see why")
+
+
 def download_url(url: str, dest: str | os.PathLike[str], *, sha256: str | None = None, timeout: float = 60.0,
                  what: str | None = None) -> str:
     """Stream ``url`` to ``dest`` (resuming ``dest.part``); return the file's sha256.
 
     With ``sha256`` given, a mismatching file is moved to the quarantine folder and
-    :class:`ChecksumMismatchError` is raised; ``dest`` then does not exist.
+    :class:`ChecksumMismatchError` is raised; ``dest`` then does not exist. Google Drive's
+    confirmation page for large files is followed (also when resuming).
     """
     _check_url(url)
     what = what or url
@@ -108,11 +143,11 @@ def download_url(url: str, dest: str | os.PathLike[str], *, sha256: str | None =
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
-    response = _open(url, offset, timeout, what)
+    response, _ = _open_file(url, offset, timeout, what)
     if response is None:
         part.unlink()
         offset = 0
-        response = _open(url, 0, timeout, what)
+        response, _ = _open_file(url, 0, timeout, what)
     with response:
         resumed = offset > 0 and response.status == 206
         if resumed:
@@ -133,7 +168,7 @@ def download_url(url: str, dest: str | os.PathLike[str], *, sha256: str | None =
                 while block := response.read(_CHUNK):
                     out.write(block)
                     digest.update(block)
-        except (OSError, socket.timeout) as err:
+        except (OSError, socket.timeout, http.client.HTTPException) as err:
             raise WeightsNotCachedError(f"{what}: the download of {url} broke off ({err}); run the command again "
                                         f"to resume it") from None
     size = part.stat().st_size
@@ -169,15 +204,39 @@ def _read_cached(folder: Path, what: str) -> UpstreamCheckpoint:
     return UpstreamCheckpoint(folder, source["url"], source["sha256"], bool(source.get("sha256_pinned")))
 
 
+def convert_file(converter: str, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> dict:
+    """Convert a checkpoint file of format ``converter`` to safetensors ``dst``; return the inferred config.
+
+    A release archive (tar) is accepted where the format has one (:data:`ARCHIVE_MEMBERS`):
+    only its checkpoint member is extracted, next to ``dst``, and removed afterwards.
+    """
+    from mrizoo.models.csgm_checkpoint import convert_csgm_checkpoint
+    from mrizoo.models.fastmri_checkpoint import convert_fastmri_checkpoint
+
+    if converter not in CONVERTERS:
+        raise InputError("unknown checkpoint format", field="format", expected=f"one of {sorted(CONVERTERS)}",
+                         got=repr(converter))
+    src, dst = Path(src), Path(dst)
+    if converter != "csgm-ncsnv2":
+        return convert_fastmri_checkpoint(src, dst, CONVERTERS[converter])  # type: ignore[arg-type]
+    if not (src.is_file() and is_tar(src)):
+        return convert_csgm_checkpoint(src, dst)
+    member = dst.with_name(f".{dst.name}.member.pth")
+    try:
+        extract_member(src, ARCHIVE_MEMBERS[converter], member)
+        return convert_csgm_checkpoint(member, dst)
+    finally:
+        member.unlink(missing_ok=True)
+
+
 def _convert(name: str, raw: Path, converter: str, url: str, digest: str, pinned: bool, folder: Path) -> None:
     """Convert ``raw`` with the entry's converter, check it against the entry's model, write ``folder``."""
-    from mrizoo.models.fastmri_checkpoint import convert_fastmri_checkpoint
     from mrizoo.zoo.factory import create
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".convert-", dir=folder.parent) as tmp:
         converted = Path(tmp) / "converted.safetensors"
-        inferred = convert_fastmri_checkpoint(raw, converted, CONVERTERS[converter])
+        inferred = convert_file(converter, raw, converted)
         model = create(name)
         try:
             load_weights(model, converted)

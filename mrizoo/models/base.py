@@ -122,6 +122,29 @@ class ReconModel(nn.Module):
     ) -> PosteriorSamples:
         raise TypeError(f"{type(self).__name__} is not a posterior model; use reconstruct()")
 
+    def adapt(
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, *,
+        steps: int | None = None, lr: float | None = None, holdout: float | None = None,
+        params: str | None = None, seed: int | None = None, progress: bool = True, **options: Any,
+    ) -> "ReconModel":
+        """A copy adapted to this scan by self-supervised test-time training (this model is untouched).
+
+        Unset options take the defaults of :class:`mrizoo.models.adapt.AdaptConfig` (``options``
+        passes its other fields); ``params`` is ``"all"``, ``"norm"`` or ``"last"``. The copy's
+        ``adaptation`` records the steps run, the kept step and the time.
+        """
+        from dataclasses import replace
+
+        from mrizoo.models.adapt import AdaptConfig, adapt
+
+        given = {"steps": steps, "lr": lr, "holdout": holdout, "params": params, "seed": seed, **options}
+        unknown = sorted(set(given) - set(AdaptConfig.__dataclass_fields__))
+        if unknown:
+            raise InputError("unknown adaptation option", field=unknown[0],
+                             expected=", ".join(AdaptConfig.__dataclass_fields__), got=unknown[0])
+        cfg = replace(AdaptConfig(), **{k: v for k, v in given.items() if v is not None})
+        return adapt(self, kspace, mask, maps, cfg, progress=progress)
+
     def save_pretrained(self, directory: str | os.PathLike[str], **kwargs: Any) -> Path:
         """Write this zoo model as a checkpoint folder (see :func:`mrizoo.hub.format.save_pretrained`)."""
         from mrizoo.hub.format import save_pretrained

@@ -68,13 +68,26 @@ def infer_varnet_config(state_dict: dict[str, torch.Tensor]) -> VarNetConfig | N
                         chans=casc[2], pools=casc[3])
 
 
+def load_error(exc: Exception) -> str:
+    """A one-line reason for a failed ``torch.load(weights_only=True)`` (torch's own text is a page long)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error" in line:  # the reason follows torch's advice on weights_only=False
+            reason = line.split("WeightsUnpickler error:", 1)[-1].strip() or (lines[i + 1] if i + 1 < len(lines)
+                                                                              else "")
+            reason = reason.split(" was not an allowed global")[0]  # drop torch's advice to allow-list it
+            return f"torch.load(weights_only=True) refused it: {reason}"
+    text = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def _load_state_dict(src: Path) -> dict[str, torch.Tensor]:
     if not src.is_file():
         raise InputError("checkpoint file not found", path=src)
     try:
         obj = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling, zip and format errors all mean the same to the user
-        raise InputError(f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})",
+        raise InputError(f"not a readable PyTorch checkpoint ({load_error(exc)})",
                          path=src, expected="a state dict saved with torch.save") from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]  # a training checkpoint wrapping the weights

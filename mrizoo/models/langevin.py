@@ -18,6 +18,10 @@ the posterior's scales) the chains target the posterior ``p(x | y)`` itself. Gra
 taken with respect to the real and imaginary parts, which for a complex image is the
 complex expression above.
 
+With ``data_grad_ratio`` set (the csgm-mri-langevin brain runs), the data term of each chain is
+instead rescaled to ``data_grad_ratio`` times the norm of its prior score, and
+``late_from_level`` / ``late_steps_per_level`` change the steps per level from that level on.
+
 Everything runs on images normalised by ``s``, the 99th percentile of ``|x_MVUE|``, the
 SENSE/MVUE pseudo-inverse of the undersampled data (the prior was trained on images
 normalised the same way): ``y`` and ``gamma`` are divided by ``s`` and the samples multiplied
@@ -29,14 +33,13 @@ plus noise at the first level (``init="pinv"``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 
 from mrizoo.errors import InputError
 from mrizoo.models.base import PosteriorSamples, ReconModel, check_inputs
-from mrizoo.models.ncsnv2 import NCSNv2, NCSNv2Config
+from mrizoo.models.ncsnv2 import LangevinConfig, NCSNv2, NCSNv2Config
 from mrizoo.physics.coils import sense_combine
 from mrizoo.physics.fft import ifft2c
 from mrizoo.physics.operators import adjoint_op, forward_op
@@ -51,58 +54,6 @@ __all__ = [
 ]
 
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class LangevinConfig:
-    """Settings of :func:`annealed_langevin`.
-
-    ``step_lr``: ``eps`` of the step ``a = eps (sigma / sigma_L)^2`` (``sigma_L``: the last level
-    of the whole ladder). ``steps_per_level``: Langevin steps per noise level.
-    ``start_level`` / ``end_level``: the levels run, ``sigmas[start_level:end_level]``
-    (``None``: to the end). ``noise_std``: ``gamma``, the measurement noise standard deviation
-    per real component, in the units of the k-space. ``data_weight``: factor on the data
-    term. ``percentile``: quantile of ``|x_MVUE|`` used to normalise. ``init``: ``"uniform"``
-    or ``"pinv"``. ``seed``: seed of the chains' random numbers (``None``: the global
-    generator). ``reconstruct_samples``: chains averaged by ``reconstruct``.
-    """
-
-    step_lr: float = 5e-5
-    steps_per_level: int = 3
-    start_level: int = 0
-    end_level: int | None = None
-    noise_std: float = 0.0
-    data_weight: float = 1.0
-    percentile: float = 0.99
-    init: Literal["uniform", "pinv"] = "uniform"
-    seed: int | None = 0
-    reconstruct_samples: int = 4
-
-    def __post_init__(self) -> None:
-        for name in ("step_lr", "data_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise InputError("must be a positive number", field=name, expected="> 0", got=value)
-        if not (isinstance(self.noise_std, (int, float)) and math.isfinite(self.noise_std)
-                and self.noise_std >= 0):
-            raise InputError("must be a non-negative number", field="noise_std", expected=">= 0",
-                             got=self.noise_std)
-        for name in ("steps_per_level", "reconstruct_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError("must be a positive integer", field=name, expected="int >= 1", got=value)
-        if isinstance(self.start_level, bool) or not isinstance(self.start_level, int) or self.start_level < 0:
-            raise InputError("must be a non-negative integer", field="start_level", expected="int >= 0",
-                             got=self.start_level)
-        if self.end_level is not None and (not isinstance(self.end_level, int)
-                                           or self.end_level <= self.start_level):
-            raise InputError("must come after start_level", field="end_level",
-                             expected=f"int > {self.start_level} or None", got=self.end_level)
-        if not 0.0 < self.percentile <= 1.0:
-            raise InputError("must be a quantile", field="percentile", expected="in (0, 1]", got=self.percentile)
-        if self.init not in ("uniform", "pinv"):
-            raise InputError("unknown initialisation", field="init", expected="'uniform' or 'pinv'",
-                             got=self.init)
 
 
 #: The sampler settings of the csgm-mri-langevin code (eps 5e-5, 3 steps per level, whole ladder).
@@ -181,9 +132,15 @@ def annealed_langevin(
             sigma = float(sig[level])
             step = cfg.step_lr * (sigma / sigma_last) ** 2
             weight = (cfg.data_weight / (sigma**2 + gamma2)).float().view(1, b, 1, 1)
-            for _ in range(cfg.steps_per_level):
+            late = cfg.late_from_level is not None and level >= cfg.late_from_level
+            for _ in range(cfg.late_steps_per_level if late else cfg.steps_per_level):
                 data_grad = adjoint_op(forward_op(x, maps, mask) - y_n, maps)
-                drift = score_fn(x, sigma) - weight * data_grad
+                prior = score_fn(x, sigma)
+                if cfg.data_grad_ratio is None:
+                    drift = prior - weight * data_grad
+                else:  # the data gradient of each chain rescaled to a multiple of its prior score's norm
+                    ratio = prior.flatten(-2).norm(dim=-1) / data_grad.flatten(-2).norm(dim=-1).clamp_min(1e-30)
+                    drift = prior - cfg.data_grad_ratio * ratio[..., None, None] * data_grad
                 x = x + step * drift + math.sqrt(2 * step) * _complex_randn(x.shape, generator, device)
     return x * scale.view(1, b, 1, 1).to(x.real.dtype)
 
@@ -247,6 +204,6 @@ class ScorePosterior(ReconModel):
 
 def build_score_posterior(config: NCSNv2Config | None = None,
                           langevin: LangevinConfig | None = None) -> ScorePosterior:
-    """An NCSNv2 prior (``config``) with the annealed Langevin sampler (``langevin``)."""
-    return ScorePosterior(NCSNv2(config), langevin)
+    """An NCSNv2 prior (``config``) with the annealed Langevin sampler (``langevin``, else ``config.sampler``)."""
+    return ScorePosterior(NCSNv2(config), langevin or (config.sampler if config is not None else None))
 

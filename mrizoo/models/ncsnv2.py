@@ -38,6 +38,8 @@ from mrizoo.errors import InputError
 
 __all__ = [
     "NCSNv2Config",
+    "LangevinConfig",
+    "LANGEVIN_JALAL2021_BRAIN_T2_R4",
     "NCSNv2",
     "InstanceNorm2dPlus",
     "sigmas",
@@ -64,6 +66,80 @@ _REFINES: dict[str, list[str]] = {
 
 
 @dataclass(frozen=True)
+class LangevinConfig:
+    """Settings of :func:`mrizoo.models.langevin.annealed_langevin` (here so that a prior's config holds them).
+
+    ``step_lr``: ``eps`` of the step ``a = eps (sigma / sigma_L)^2`` (``sigma_L``: the last level
+    of the whole ladder). ``steps_per_level``: Langevin steps per noise level.
+    ``start_level`` / ``end_level``: the levels run, ``sigmas[start_level:end_level]``
+    (``None``: to the end). ``noise_std``: ``gamma``, the measurement noise standard deviation
+    per real component, in the units of the k-space. ``data_weight``: factor on the data
+    term. ``percentile``: quantile of ``|x_MVUE|`` used to normalise. ``init``: ``"uniform"``
+    or ``"pinv"``. ``seed``: seed of the chains' random numbers (``None``: the global
+    generator). ``reconstruct_samples``: chains averaged by ``reconstruct``.
+
+    ``late_from_level`` / ``late_steps_per_level``: from that level index on, run that many
+    steps per level instead (``None``: ``steps_per_level`` throughout).
+    ``data_grad_ratio``: when set, the data-consistency gradient of each chain is rescaled to
+    this multiple of the norm of its prior score (replacing the ``1 / (sigma^2 + gamma^2)``
+    weighting and ``data_weight``), as the csgm-mri-langevin code does for its brain runs.
+    """
+
+    step_lr: float = 5e-5
+    steps_per_level: int = 3
+    start_level: int = 0
+    end_level: int | None = None
+    noise_std: float = 0.0
+    data_weight: float = 1.0
+    percentile: float = 0.99
+    init: Literal["uniform", "pinv"] = "uniform"
+    seed: int | None = 0
+    reconstruct_samples: int = 4
+    late_from_level: int | None = None
+    late_steps_per_level: int | None = None
+    data_grad_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("step_lr", "data_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise InputError("must be a positive number", field=name, expected="> 0", got=value)
+        if not (isinstance(self.noise_std, (int, float)) and math.isfinite(self.noise_std)
+                and self.noise_std >= 0):
+            raise InputError("must be a non-negative number", field="noise_std", expected=">= 0",
+                             got=self.noise_std)
+        for name in ("steps_per_level", "reconstruct_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError("must be a positive integer", field=name, expected="int >= 1", got=value)
+        if isinstance(self.start_level, bool) or not isinstance(self.start_level, int) or self.start_level < 0:
+            raise InputError("must be a non-negative integer", field="start_level", expected="int >= 0",
+                             got=self.start_level)
+        if self.end_level is not None and (not isinstance(self.end_level, int)
+                                           or self.end_level <= self.start_level):
+            raise InputError("must come after start_level", field="end_level",
+                             expected=f"int > {self.start_level} or None", got=self.end_level)
+        if (self.late_from_level is None) != (self.late_steps_per_level is None):
+            raise InputError("late_from_level and late_steps_per_level go together", field="late_steps_per_level",
+                             expected="both set or both None",
+                             got=(self.late_from_level, self.late_steps_per_level))
+        for name in ("late_from_level", "late_steps_per_level"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError("must be a positive integer", field=name, expected="int >= 1 or None", got=value)
+        if self.data_grad_ratio is not None and not (
+                isinstance(self.data_grad_ratio, (int, float)) and not isinstance(self.data_grad_ratio, bool)
+                and math.isfinite(self.data_grad_ratio) and self.data_grad_ratio > 0):
+            raise InputError("must be a positive number", field="data_grad_ratio", expected="> 0 or None",
+                             got=self.data_grad_ratio)
+        if not 0.0 < self.percentile <= 1.0:
+            raise InputError("must be a quantile", field="percentile", expected="in (0, 1]", got=self.percentile)
+        if self.init not in ("uniform", "pinv"):
+            raise InputError("unknown initialisation", field="init", expected="'uniform' or 'pinv'",
+                             got=self.init)
+
+
+@dataclass(frozen=True)
 class NCSNv2Config:
     """NCSNv2 hyper-parameters and its noise ladder.
 
@@ -71,7 +147,9 @@ class NCSNv2Config:
     (``"base"``, ``"deeper"``, ``"deepest"``). ``num_classes``: number of noise levels of the
     geometric ladder from ``sigma_begin`` down to ``sigma_end``. ``rescale_input``: map the
     input through ``2 x - 1`` first, as the reference does for data that is neither
-    logit-transformed nor rescaled (the MRI prior was trained that way).
+    logit-transformed nor rescaled (the MRI prior was trained that way). ``sampler``: the
+    default settings of the posterior sampler built on this prior (``None``: those of
+    :class:`LangevinConfig`), kept here so that they travel in the checkpoint's ``config.json``.
     """
 
     channels: int = 2
@@ -81,6 +159,7 @@ class NCSNv2Config:
     sigma_begin: float = 232.0
     sigma_end: float = 0.0066
     rescale_input: bool = True
+    sampler: LangevinConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("channels", "ngf", "num_classes"):
@@ -101,6 +180,13 @@ class NCSNv2Config:
 
 #: The brain MVUE prior of Jalal et al. 2021 (FFHQ config of NCSNv2 with MRI noise levels).
 NCSNV2_JALAL2021 = NCSNv2Config()
+
+#: The sampler of the csgm-mri-langevin run for brain T2 at R=4: levels after index 1155 (the
+#: code skips ``c <= 1155``), 3 steps per level up to index 1800 and 4 after, step 5e-5 x
+#: (sigma / sigma_last)^2, the data gradient rescaled to 5 x the prior score's norm.
+LANGEVIN_JALAL2021_BRAIN_T2_R4 = LangevinConfig(step_lr=5e-5, steps_per_level=3, start_level=1156,
+                                                late_from_level=1801, late_steps_per_level=4,
+                                                data_grad_ratio=5.0, percentile=0.99)
 
 #: A small network and a short ladder for tests and smoke runs.
 NCSNV2_TINY = NCSNv2Config(ngf=8, variant="base", num_classes=10, sigma_begin=1.0, sigma_end=0.01)

@@ -35,12 +35,14 @@ the central 16 k-space lines with kernel 6 and crop 0.70, as in the paper's eval
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from mrizoo.errors import InputError
 from mrizoo.models.base import PosteriorSamples, ReconModel, check_inputs
@@ -283,6 +285,41 @@ def _data_consistency(coil_images: torch.Tensor, kspace: torch.Tensor, mask: tor
     return torch.where(mask.unsqueeze(-3), kspace, fft2c(coil_images))
 
 
+def _consistent_images(coil_images: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``ifft2c(_data_consistency(...))`` with the centring shifts moved onto the (per-slice)
+    k-space and mask: two shifts of the sample stack instead of four."""
+    dims = (-2, -1)
+    k = torch.fft.fft2(torch.fft.ifftshift(coil_images, dim=dims), norm="ortho")
+    k = torch.where(torch.fft.ifftshift(mask, dim=dims).unsqueeze(-3), torch.fft.ifftshift(kspace, dim=dims), k)
+    return torch.fft.fftshift(torch.fft.ifft2(k, norm="ortho"), dim=dims)
+
+
+def _fold_batch_norms(generator: RCGANGenerator) -> RCGANGenerator:
+    """A copy of an eval-mode generator with every BatchNorm folded into the conv before it
+    (for inference only).
+
+    ``BN(conv(x)) = conv'(x)`` with scaled weights and shifted bias: the same function up to
+    float rounding, one pass over the activations fewer per BatchNorm.
+    """
+    gen = copy.deepcopy(generator)
+    for mod in gen.modules():
+        if isinstance(mod, nn.Sequential):
+            for i in range(len(mod) - 1):
+                if isinstance(mod[i], nn.Conv2d) and isinstance(mod[i + 1], nn.BatchNorm2d):
+                    mod[i], mod[i + 1] = fuse_conv_bn_eval(mod[i], mod[i + 1]), nn.Identity()
+        elif isinstance(mod, (_DownBlock, _UpBlock)) and isinstance(mod.bn, nn.BatchNorm2d):
+            transpose = isinstance(mod.conv_1, nn.ConvTranspose2d)
+            mod.conv_1 = fuse_conv_bn_eval(mod.conv_1, mod.bn, transpose=transpose)
+            mod.bn = nn.Identity()
+    # every PReLU now follows a conv whose fresh output nothing else reads: with one shared
+    # slope it is an in-place leaky ReLU (the same values, no new tensor)
+    for mod in gen.modules():
+        for name, child in mod.named_children():
+            if isinstance(child, nn.PReLU) and child.weight.numel() == 1:
+                setattr(mod, name, nn.LeakyReLU(float(child.weight), inplace=True))
+    return gen
+
+
 class RCGAN(ReconModel):
     """rcGAN posterior sampler; ``forward(y, mask, noise)`` is the authors' training-time call."""
 
@@ -314,6 +351,20 @@ class RCGAN(ReconModel):
         return stack_coils(ifft2c(k)).to(y.dtype)
 
     # -- inference --------------------------------------------------------------------
+    def _sampling_generator(self) -> nn.Module:
+        """The generator to sample with: in eval mode, a BatchNorm-folded copy, rebuilt whenever a
+        weight or statistic changes (tensor identity, version counter, device, dtype)."""
+        gen = self.generator
+        if gen.training:
+            return gen
+        tensors = [*gen.parameters(), *gen.buffers()]
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        cached = self.__dict__.get("_folded_generator")
+        if cached is None or cached[0] != key:
+            cached = (key, _fold_batch_norms(gen))
+            self.__dict__["_folded_generator"] = cached  # a plain attribute: not a submodule
+        return cached[1]
+
     def _check_coils(self, kspace: torch.Tensor) -> None:
         c = kspace.shape[1]
         if c != self.config.in_coils:
@@ -347,6 +398,13 @@ class RCGAN(ReconModel):
         The noise for all samples is drawn up front, so the result does not depend on how the
         generator passes are chunked (in eval mode).
         """
+        return _data_consistency(*self._generate(kspace, mask, n, generator))
+
+    def _generate(
+        self, kspace: torch.Tensor, mask: torch.Tensor, n: int, generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Generator outputs as complex coil images ``[n, B, C, H, W]`` (before data consistency),
+        with the masked k-space and the mask."""
         kspace, mask, _ = check_inputs(kspace, mask)
         self._check_coils(kspace)
         _positive_int(n, "n")
@@ -364,20 +422,26 @@ class RCGAN(ReconModel):
                             device=y.device, dtype=y.dtype)
 
         chunk = self._chunk_size(n * b, hp * wp, y.device)
-        y_rep = y.unsqueeze(0).expand(n, -1, -1, -1, -1).reshape(n * b, -1, hp, wp)
-        inp = torch.cat([y_rep, noise.reshape(n * b, -1, hp, wp)], dim=1)
-        out = torch.cat([self.generator(part) for part in inp.split(chunk)])
+        # [y, noise] per sample, written straight into channels-last memory: oneDNN's convolutions
+        # run about twice as fast on CPU with channels-last activations
+        inp = torch.empty(n * b, y.shape[1] + noise.shape[2], hp, wp, device=y.device, dtype=y.dtype,
+                          memory_format=torch.channels_last)
+        inp[:, : y.shape[1]] = y.unsqueeze(0).expand(n, -1, -1, -1, -1).reshape(n * b, -1, hp, wp)
+        inp[:, y.shape[1] :] = noise.reshape(n * b, -1, hp, wp)
+        generator_net = self._sampling_generator()
+        out = torch.cat([generator_net(part) for part in inp.split(chunk)])
         out = out[..., top : top + h, left : left + w].reshape(n, b, 2 * c, h, w)
         out = out * std + mean
         coil_images = torch.complex(out[:, :, :c].float(), out[:, :, c:].float())
-        return _data_consistency(coil_images, kspace, mask)
+        return coil_images, kspace, mask
 
+    @torch.no_grad()
     def sample_coil_images(
         self, kspace: torch.Tensor, mask: torch.Tensor, n: int = 32,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """``n`` posterior samples as complex multi-coil images ``[n, B, C, H, W]``."""
-        return ifft2c(self.sample_kspace(kspace, mask, n, generator))
+        return _consistent_images(*self._generate(kspace, mask, n, generator))
 
     def _maps(self, kspace: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
         """Given maps, or ESPIRiT maps with the paper's settings (calibration 16, kernel 6, crop 0.70)."""

@@ -112,6 +112,46 @@ def _synthesis(c: torch.Tensor, filt: torch.Tensor, dim: int) -> torch.Tensor:
     return c.new_zeros(m, 1, h, w).index_add_(dim, _wrap_index(c.shape[dim], length, c.device), up)
 
 
+_DENSE_MAX = 512  # sides up to this use one matrix product per axis and level
+
+
+@functools.lru_cache(maxsize=256)
+def _level_matrix_np(wavelet: str, n: int) -> np.ndarray:
+    """The one-level analysis matrix along an axis of length ``n`` (low half first), float64.
+
+    Row ``k < n/2``: ``lo[j]`` at column ``(2k + 1 - L/2 + j) mod n``; row ``n/2 + k``: ``hi[j]``
+    (entries accumulate when the filter is longer than ``n``). Orthogonal: synthesis is its
+    transpose. The same sums as :func:`_analysis`, as one dense product.
+    """
+    lo, hi = daubechies_filter(wavelet)
+    length, half = len(lo), n // 2
+    mat = np.zeros((n, n))
+    for k in range(half):
+        for j in range(length):
+            col = (2 * k + 1 - length // 2 + j) % n
+            mat[k, col] += lo[j]
+            mat[half + k, col] += hi[j]
+    return mat
+
+
+@functools.lru_cache(maxsize=256)
+def _level_matrix_as(wavelet: str, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(_level_matrix_np(wavelet, n)).to(dtype=dtype, device=device)
+
+
+def _level_matrix(wavelet: str, n: int, like: torch.Tensor) -> torch.Tensor:
+    return _level_matrix_as(wavelet, n, like.dtype, like.device)
+
+
+def _dense_level(x: torch.Tensor, wavelet: str, inverse: bool) -> torch.Tensor:
+    """One 2D level on real ``[M, h, w]`` as ``A_h x A_w^T`` (inverse: ``A_h^T x A_w``)."""
+    ah = _level_matrix(wavelet, x.shape[-2], x)
+    aw = _level_matrix(wavelet, x.shape[-1], x)
+    if inverse:
+        return torch.matmul(torch.matmul(ah.T, x), aw)
+    return torch.matmul(torch.matmul(ah, x), aw.T)
+
+
 def _level(x: torch.Tensor, filt: torch.Tensor, inverse: bool) -> torch.Tensor:
     """One 2D level on real ``[M, 1, h, w]`` (separable: W then H; inverse: H then W)."""
     if inverse:
@@ -156,6 +196,8 @@ def dwt2(x: torch.Tensor, wavelet: str = "db4", levels: int = 4) -> torch.Tensor
     """
     _check(x, levels, "x")
     r, lead, cplx = _as_real_batch(x)
+    if max(r.shape[-2:]) <= _DENSE_MAX:
+        return _from_real_batch(_dense(r, wavelet, levels, inverse=False), lead, cplx)
     filt = _filters(wavelet, r)
     out = r.unsqueeze(1).clone()
     h, w = out.shape[-2:]
@@ -165,10 +207,23 @@ def dwt2(x: torch.Tensor, wavelet: str = "db4", levels: int = 4) -> torch.Tensor
     return _from_real_batch(out[:, 0], lead, cplx)
 
 
+def _dense(r: torch.Tensor, wavelet: str, levels: int, inverse: bool) -> torch.Tensor:
+    """All levels on real ``[M, H, W]`` by matrix products (small images: BLAS beats convolution)."""
+    out = r.clone()
+    h, w = out.shape[-2:]
+    order = reversed(range(levels)) if inverse else range(levels)
+    for lvl in order:
+        hh, ww = h >> lvl, w >> lvl
+        out[..., :hh, :ww] = _dense_level(out[..., :hh, :ww], wavelet, inverse)
+    return out
+
+
 def idwt2(coeffs: torch.Tensor, wavelet: str = "db4", levels: int = 4) -> torch.Tensor:
     """Inverse (and adjoint) of :func:`dwt2`."""
     _check(coeffs, levels, "coeffs")
     r, lead, cplx = _as_real_batch(coeffs)
+    if max(r.shape[-2:]) <= _DENSE_MAX:
+        return _from_real_batch(_dense(r, wavelet, levels, inverse=True), lead, cplx)
     filt = _filters(wavelet, r)
     out = r.unsqueeze(1).clone()
     h, w = out.shape[-2:]

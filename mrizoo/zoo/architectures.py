@@ -99,6 +99,10 @@ ARCHITECTURES: dict[str, Architecture] = {
             "l1wavelet", "L1-wavelet compressed sensing (FISTA) with ESPIRiT maps",
             "mrizoo.classical.l1_wavelet:L1WaveletConfig", f"{_M}.classical:build_l1_wavelet",
         ),
+        Architecture(
+            "convdecoder", "un-trained convolutional decoder fitted to one scan's k-space (Darestani & Heckel 2021)",
+            f"{_M}.convdecoder:ConvDecoderConfig", f"{_M}.convdecoder:build_convdecoder",
+        ),
     )
 }
 

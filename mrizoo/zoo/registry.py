@@ -7,6 +7,7 @@ raise :class:`UnknownModelError` with the closest registered names.
 from __future__ import annotations
 
 import importlib.resources
+import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -67,7 +68,9 @@ class Registry:
             for item in sorted(root.iterdir(), key=lambda p: p.name):
                 if item.name.endswith(".yaml"):
                     text = item.read_text()
-                    if "entry" in (yaml.safe_load(text) or {}):
+                    # a top-level "entry:" line settles it without parsing the file twice
+                    if re.search(r"(?m)^entry\s*:", text) or "entry" in (
+                            yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}):
                         self._add(read_entry_file(str(item), text), str(item))
             self._loaded = True
 
