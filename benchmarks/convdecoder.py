@@ -1,8 +1,9 @@
 """ConvDecoder on real scans: SSIM / PSNR / seconds against zero-filled, CG-SENSE and L1-wavelet.
 
 Scans: the shipped demo scan (4x equispaced, as measured), the real 8-coil brain of
-``../shared/realdata`` undersampled 4x equispaced (seeded, as ``mrizoo demo --input`` does) and its
-real 2D Poisson-disc file. Every method is the zoo entry with its default settings, run as
+``../shared/realdata`` undersampled 4x equispaced (seeded, as ``mrizoo demo --input`` does: the
+same k-space as the demo scan) and its real 2D Poisson-disc sampling pattern (applied to the fully
+sampled brain). Every method is the zoo entry with its default settings, run as
 ``mrizoo evaluate`` runs it (``model.reconstruct(kspace, mask)``, ESPIRiT maps estimated from the
 undersampled k-space), and scored by :func:`mrizoo.metrics.region.score` against the RSS image of
 the fully sampled k-space (fastMRI's region and data range).
@@ -37,17 +38,21 @@ def _demo_like(path: Path | None) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 
 def _poisson(realdata: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """The real Poisson-disc file, scored against the RSS of the fully sampled brain."""
+    """The real 2D Poisson-disc pattern of ``brain_t1_8ch_poisson_r8.npy`` applied to the fully sampled brain.
+
+    The ``.npy`` k-space itself is scaled and processed differently from the ``.cfl`` (its zero-filled
+    image does not align with the fully sampled one), so it has no reference; its sampling pattern
+    (read from its zeros) is real, and applied to the fully sampled k-space it is scored like the rest.
+    """
     from mrizoo.data import bart_to_kspace, read_cfl
     from mrizoo.masks import detect_sampling
     from mrizoo.physics import ifft2c, rss
 
     full = torch.from_numpy(bart_to_kspace(read_cfl(realdata / "brain_t1_8ch_full.cfl")))[0]
     ref = rss(ifft2c(full)).float()
-    k = torch.from_numpy(np.load(realdata / "brain_t1_8ch_poisson_r8.npy"))
-    info = detect_sampling(k[None])
-    mask = info.mask.expand(k.shape[-2:])
-    return k * mask, mask, ref, float(ref.max())
+    info = detect_sampling(torch.from_numpy(np.load(realdata / "brain_t1_8ch_poisson_r8.npy"))[None])
+    mask = info.mask.expand(full.shape[-2:])
+    return full * mask, mask, ref, float(ref.max())
 
 
 def scans(realdata: Path, names: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]]:
@@ -58,7 +63,7 @@ def scans(realdata: Path, names: list[str]) -> dict[str, tuple[torch.Tensor, tor
         elif name == "brain-r4":
             out["realdata brain, 4x equispaced"] = _demo_like(realdata / "brain_t1_8ch_full.cfl")
         elif name == "brain-poisson":
-            out["realdata brain, real 2D Poisson"] = _poisson(realdata)
+            out["realdata brain, its real 2D Poisson pattern"] = _poisson(realdata)
         else:
             raise SystemExit(f"unknown scan {name!r}; expected demo, brain-r4, brain-poisson")
     return out

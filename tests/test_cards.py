@@ -145,6 +145,7 @@ _FACTS = {
     "jalal2021": ("Neural Information Processing Systems", "2021"),
     "zbontar2018": ("1811.08839", "2018"),
     "sriram2020": ("MICCAI", "2020"),
+    "darestani2021": ("IEEE Transactions on Computational Imaging", "2021"),
 }
 
 

@@ -334,6 +334,7 @@ def adapt(model: ReconModel, kspace: Any, mask: Any, maps: Any = None, config: A
                          best_step=None, stopped_early=False, seconds=0.0, split=split.describe())
     start = time.perf_counter()
     optimiser = torch.optim.Adam(params, lr=cfg.lr)
+
     def image() -> torch.Tensor:
         with torch.no_grad():
             return fam.image(adapted, kspace, mask, maps, cfg.hard_dc)
