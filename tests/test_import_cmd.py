@@ -47,6 +47,16 @@ def _push_dry_run(capsys: pytest.CaptureFixture[str], out: Path, name: str) -> N
     code, stdout, err = _run(capsys, "push", str(out), "--repo-id", "someone/imported", "--dry-run")
     assert code == 0, err
     assert f"of '{name}' for someone/imported@main" in stdout and "nothing was uploaded" in stdout
+    # the card that a push stages names the imported file and its sha256, not a training run
+    from mrizoo.hub.push import stage_checkpoint
+
+    doc = json.loads((out / "config.json").read_text())
+    staged = out.parent / f"{out.name}-staged"
+    stage_checkpoint(out, staged)
+    card = (staged / "README.md").read_text()
+    imported = doc["imported"]
+    assert f"imported with `mrizoo import {imported['format']}`" in card and imported["sha256"] in card
+    assert "trained with mrizoo" not in card
 
 
 def test_fastmri_varnet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -224,7 +224,7 @@ def _is_published(entry: ModelEntry, weights_sha256: str) -> bool:
 
 
 def _checkpoint_entry(entry: ModelEntry, facts: CheckpointFacts, summary: TrainingSummary | None,
-                      smoke: bool) -> ModelEntry:
+                      smoke: bool, imported: dict[str, Any] | None = None) -> ModelEntry:
     """The entry as the card of one trained checkpoint shows it: its description is about this run.
 
     The zoo entry's own description speaks of its published weights (their size, their
@@ -233,8 +233,13 @@ def _checkpoint_entry(entry: ModelEntry, facts: CheckpointFacts, summary: Traini
     from mrizoo.zoo.entry import WeightsSource
 
     how = f" by the recipe `{summary.recipe}`" if summary is not None else ""
+    if imported:  # written by `mrizoo import`: say where the weights come from, not how mrizoo trained them
+        how = (f" imported with `mrizoo import {imported.get('format')}` from `{imported.get('file')}` "
+               f"(file sha256 `{imported.get('sha256')}`)")
+    else:
+        how = f" trained with mrizoo{how}"
     text = (f"A `{entry.model.arch}` checkpoint of the zoo model `{entry.name}` ({facts.num_parameters:,} "
-            f"parameters) trained with mrizoo{how}.")
+            f"parameters){how}.")
     task = entry.task
     if smoke:
         text += (" It comes from a smoke run (a few steps on small synthetic data, to test the pipeline): it is "
@@ -302,7 +307,9 @@ def stage_checkpoint(
         if not _is_published(entry, checked.facts.weights_sha256):
             smoke = bool(_run_meta(run).get("smoke")) or (training is not None
                                                           and training.notes.endswith("smoke run"))
-            entry = _checkpoint_entry(entry, checked.facts, training, smoke)
+            imported = checked.config_doc.get("imported")
+            imported = imported if isinstance(imported, dict) else None
+            entry = _checkpoint_entry(entry, checked.facts, training, smoke, imported)
             recipe_training = _run_recipe_training(run) or recipe_training
             load_spec = f"hf-hub:{repo_id}" if repo_id else "path/to/this/checkpoint"
         text = render_card(entry, config=checked.arch_config, results=results, training_summary=training,
