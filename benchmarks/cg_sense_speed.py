@@ -16,20 +16,9 @@ import argparse
 import numpy as np
 import torch
 
-from _timing import REALDATA, interleaved_medians  # noqa: E402  (puts the checkout on sys.path)
+from _timing import interleaved_medians, real_brain_case  # noqa: E402  (puts the checkout on sys.path)
 
 from mrizoo.classical.cg_sense import CGSenseConfig, cg_sense  # noqa: E402
-from mrizoo.data.bart import read_cfl  # noqa: E402
-from mrizoo.physics.espirit import espirit_maps  # noqa: E402
-
-
-def _mask(w: int, acceleration: int = 4, center_fraction: float = 0.08) -> torch.Tensor:
-    mask = torch.zeros(w, dtype=torch.bool)
-    mask[::acceleration] = True
-    low = round(w * center_fraction)
-    start = (w - low + 1) // 2
-    mask[start : start + low] = True
-    return mask
 
 
 def main() -> int:
@@ -44,24 +33,12 @@ def main() -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    path = REALDATA / "brain_t1_8ch_full"
-    if not path.with_suffix(".cfl").exists():
-        print(f"SKIP: real brain slice not found at {path}.cfl")
+    case = real_brain_case(args.mask)
+    if case is None:
         return 0
-    full = torch.from_numpy(np.ascontiguousarray(np.squeeze(read_cfl(path)).transpose(2, 0, 1)))
-    scale = full.abs().amax()
-    full = full / scale
-    c, h, w = full.shape
-    if args.mask == "poisson":
-        under = torch.from_numpy(np.load(REALDATA / "brain_t1_8ch_poisson_r8.npy")) / scale
-        mask = (under.abs() > 0).any(0)
-        maps = espirit_maps(under)
-    else:
-        mask = _mask(w).expand(h, w)
-        under = full * mask
-        maps = espirit_maps(under, calib_width=round(0.08 * w))
+    under, mask, maps, data = case
     cfg = CGSenseConfig(lam=args.lam, max_iter=args.iters, tol=0.0)
-    print(f"data: brain_t1_8ch_full {c} x {h} x {w}, {args.mask} mask; {args.iters} CG iterations, "
+    print(f"data: {data}; {args.iters} CG iterations, "
           f"lam {args.lam}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
 
     ours_out: list[torch.Tensor] = []
