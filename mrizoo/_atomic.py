@@ -42,18 +42,27 @@ def write_error(err: OSError, path: str | os.PathLike[str]) -> InputError | None
 
 @contextmanager
 def atomic_file(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` when the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` when the block succeeds.
+
+    A full disk or a read-only target (while creating, writing or renaming) becomes the clear
+    :class:`InputError` of :func:`write_error`; nothing is left behind.
+    """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
-    os.close(fd)
+    tmp: str | None = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, default_mode())
         os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        mapped = write_error(err, out) if isinstance(err, OSError) else None
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 @contextmanager

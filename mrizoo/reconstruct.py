@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mrizoo._atomic import atomic_file, write_error
+from mrizoo._atomic import atomic_file
 from mrizoo.data.fastmri_h5 import FastMRIVolume
 from mrizoo.data.nifti import check_output_format, nifti_name, write_nifti
 from mrizoo.errors import InputError
@@ -532,14 +532,8 @@ def _figure(path: Path, vol: FastMRIVolume, choice: _MaskChoice, images: dict[st
              f"R={choice.acceleration:.3g}" + ("" if ref is not None else " (no fully sampled reference: no metrics)"))
     if why:
         log.info(why)
-    try:
-        with atomic_file(path, suffix=path.suffix or ".png") as tmp:
-            save_panels(tmp, panels, errors=False, captions=captions, suptitle=title)
-    except OSError as err:
-        mapped = write_error(err, path)
-        if mapped is None:
-            raise
-        raise mapped from None
+    with atomic_file(path, suffix=path.suffix or ".png") as tmp:  # a full disk or read-only target: InputError
+        save_panels(tmp, panels, errors=False, captions=captions, suptitle=title)
     return path
 
 

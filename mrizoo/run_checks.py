@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import torch
 
-from mrizoo._atomic import atomic_file, write_error
+from mrizoo._atomic import atomic_file
 from mrizoo.data.fastmri_h5 import FastMRIVolume
 from mrizoo.errors import InputError
 from mrizoo.masks import list_masks
@@ -66,18 +66,12 @@ def pick_device(device: str | torch.device | None) -> torch.device:
 def write_images(out_path: Path, images: dict[str, np.ndarray], attrs: dict[str, Any], overwrite: bool) -> None:
     if out_path.exists() and not overwrite:
         raise InputError("output exists", path=out_path, expected="a new path, or --overwrite")
-    try:
-        with atomic_file(out_path, suffix=".h5") as tmp:
-            with h5py.File(tmp, "w") as f:
-                for key, arr in images.items():
-                    f.create_dataset(key, data=np.ascontiguousarray(arr, dtype=np.float32))
-                for key, value in attrs.items():
-                    f.attrs[key] = value
-    except OSError as err:
-        mapped = write_error(err, out_path)
-        if mapped is None:
-            raise
-        raise mapped from None
+    with atomic_file(out_path, suffix=".h5") as tmp:  # a full disk or read-only target: InputError
+        with h5py.File(tmp, "w") as f:
+            for key, arr in images.items():
+                f.create_dataset(key, data=np.ascontiguousarray(arr, dtype=np.float32))
+            for key, value in attrs.items():
+                f.attrs[key] = value
 
 
 

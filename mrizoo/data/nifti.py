@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mrizoo._atomic import atomic_file, write_error
+from mrizoo._atomic import atomic_file
 from mrizoo.errors import InputError
 
 __all__ = ["NIFTI_SUFFIXES", "OUTPUT_FORMATS", "is_nifti_path", "affine_from_header", "write_nifti", "export_nifti",
@@ -154,14 +154,8 @@ def write_nifti(out_path: str | os.PathLike[str], images: Mapping[str, np.ndarra
     meta["volumes"] = order
     img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", json.dumps(meta, sort_keys=True).encode()))
     suffix = ".nii.gz" if out.name.lower().endswith(".gz") else ".nii"
-    try:
-        with atomic_file(out, suffix=suffix) as tmp:
-            nib.save(img, str(tmp))
-    except OSError as err:
-        mapped = write_error(err, out)
-        if mapped is None:
-            raise
-        raise mapped from None
+    with atomic_file(out, suffix=suffix) as tmp:  # a full disk or read-only target: InputError
+        nib.save(img, str(tmp))
     return out
 
 
