@@ -14,6 +14,8 @@ from mrizoo.metrics.region import score
 from mrizoo.models.convdecoder import ConvDecoderConfig, ConvDecoderRecon, decoder_sizes, fit_convdecoder
 from mrizoo.physics import ifft2c, rss
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixed thread count: bit-identical fits, restored after
+
 SHAPE = (48, 40)
 SMALL = ConvDecoderConfig(channels=32, num_layers=5, input_scale=8, warm_steps=80, steps=40, eval_every=10,
                           patience=4, holdout=0.1, seed=0)
@@ -37,7 +39,6 @@ def fft_of(image: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize(("mask_name", "acceleration"), [("equispaced_fraction", 3), ("poisson2d", 3)])
 def test_fits_a_known_image_better_than_zero_filling(mask_name: str, acceleration: float) -> None:
-    torch.set_num_threads(1)
     kspace, mask, maps, truth = _problem(mask_name, acceleration)
     assert mask.ndim == 2 and (mask_name != "equispaced_fraction" or bool((mask == mask[:1]).all()))
     cd = ConvDecoderRecon(SMALL).reconstruct(kspace, mask, maps)[0]
@@ -49,7 +50,6 @@ def test_fits_a_known_image_better_than_zero_filling(mask_name: str, acceleratio
 
 
 def test_column_mask_and_its_2d_layout_give_the_same_image() -> None:
-    torch.set_num_threads(1)
     kspace, mask, maps, _ = _problem("equispaced_fraction", 3)
     cfg = dataclasses.replace(SMALL, warm_steps=10, steps=10)
     a = ConvDecoderRecon(cfg).reconstruct(kspace, mask[0], maps)  # fastMRI's [W] column mask
@@ -58,7 +58,6 @@ def test_column_mask_and_its_2d_layout_give_the_same_image() -> None:
 
 
 def test_deterministic_under_a_seed_and_seed_matters() -> None:
-    torch.set_num_threads(1)
     kspace, mask, maps, _ = _problem("poisson2d", 3)
     cfg = dataclasses.replace(SMALL, warm_steps=10, steps=10)
     torch.manual_seed(123)
@@ -73,7 +72,6 @@ def test_deterministic_under_a_seed_and_seed_matters() -> None:
 def test_holdout_stops_before_a_long_run_overfits_noise() -> None:
     """Measurements of pure noise: nothing in them predicts the held-out part, so fitting them longer only
     raises the held-out error. A long run shows it; the stopper keeps the early minimum and stops soon after."""
-    torch.set_num_threads(1)
     _, mask, maps, _ = _problem("poisson2d", 2)
     gen = torch.Generator().manual_seed(0)
     noise = torch.complex(torch.randn(8, *SHAPE, generator=gen), torch.randn(8, *SHAPE, generator=gen)) * mask
@@ -93,7 +91,6 @@ def test_holdout_stops_before_a_long_run_overfits_noise() -> None:
 
 
 def test_warm_start_and_batch_and_estimated_maps() -> None:
-    torch.set_num_threads(1)
     kspace, mask, _, truth = _problem("equispaced_fraction", 3)
     model = ConvDecoderRecon(dataclasses.replace(SMALL, warm_steps=10, steps=10))
     out = model.reconstruct(kspace.expand(2, -1, -1, -1), mask)  # ESPIRiT maps estimated
