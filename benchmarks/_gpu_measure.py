@@ -33,7 +33,7 @@ PARTS = {
     "5": "CUDA tests, mrizoo reconstruct on the device, ESPIRiT device vs CPU",
 }
 
-# sizes: the (full) and toy ones that run every code path on a CPU in seconds (tiny)
+# sizes: the published sizes (full) and toy ones that run every code path on a CPU in seconds (tiny)
 SIZES: dict[bool, dict[str, Any]] = {
     False: {"coils": 15, "shape": (640, 368), "repeats": 10,
             "varnet": {}, "unet": {"chans": 256, "num_pool_layers": 4, "input_clamp": 6.0},
