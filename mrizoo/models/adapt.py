@@ -212,7 +212,7 @@ class _Family:
             return fft2c(x[:, None] * self.maps) * self.scale
         if self.family == "image":
             return fft2c(type(model).reconstruct(model, kspace, mask)[:, None].to(self.maps.dtype) * self.maps)
-        return self._rcgan(model, kspace, gen)
+        return self._rcgan(model, kspace, mask, gen)
 
     def _varnet(self, model: Any, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         captured: list[torch.Tensor] = []
@@ -226,24 +226,11 @@ class _Family:
                 hook.remove()
         return captured[-1] if captured else kspace
 
-    def _rcgan(self, model: Any, kspace: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        from mrizoo.models.rcgan import normalized_measurement
-
-        b, c, h, w = kspace.shape
-        y, mean, std = normalized_measurement(kspace)
-        m = 2 ** model.config.depth
-        ph, pw = (-h) % m, (-w) % m
-        top, left = ph // 2, pw // 2
-        if ph or pw:
-            y = F.pad(y + mean / std, (left, pw - left, top, ph - top)) - mean / std
-        n = self.samples
-        noise = torch.randn(n * b, model.config.noise_chans, h + ph, w + pw, generator=gen, dtype=y.dtype)
-        inp = torch.cat([y.repeat(n, 1, 1, 1), noise.to(y.device)], dim=1)
-        out = model.generator(inp)[..., top: top + h, left: left + w].reshape(n, b, 2 * c, h, w)
-        out = (out * std + mean).mean(0)
-        return fft2c(torch.complex(out[:, :c].float(), out[:, c:].float()))
+    def _rcgan(self, model: Any, kspace: torch.Tensor, mask: torch.Tensor,
+               gen: torch.Generator | None) -> torch.Tensor:
+        """The k-space of the mean of ``samples`` generator outputs (before data consistency)."""
+        coil_images, _, _ = model._generate(kspace, mask, self.samples, gen)
+        return fft2c(coil_images.mean(0))
 
     def image(self, model: Any, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None,
               hard_dc: bool) -> torch.Tensor:

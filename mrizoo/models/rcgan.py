@@ -352,10 +352,11 @@ class RCGAN(ReconModel):
 
     # -- inference --------------------------------------------------------------------
     def _sampling_generator(self) -> nn.Module:
-        """The generator to sample with: in eval mode, a BatchNorm-folded copy, rebuilt whenever a
-        weight or statistic changes (tensor identity, version counter, device, dtype)."""
+        """The generator to sample with: in eval mode without gradients, a BatchNorm-folded copy,
+        rebuilt whenever a weight or statistic changes (tensor identity, version counter, device,
+        dtype); the generator itself when it trains or gradients must reach its parameters."""
         gen = self.generator
-        if gen.training:
+        if gen.training or (torch.is_grad_enabled() and any(p.requires_grad for p in gen.parameters())):
             return gen
         tensors = [*gen.parameters(), *gen.buffers()]
         key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
