@@ -16,9 +16,7 @@ Public API (everything else is private):
 
 __version__ = "0.1.0"
 
-import importlib
-from typing import Any
-
+from mrizoo._lazy import lazy_attributes
 from mrizoo.errors import InputError, MrizooError
 
 # Public names and the module that defines each: imported on first use, so that light entry
@@ -40,19 +38,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first access (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mrizoo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     "__version__",

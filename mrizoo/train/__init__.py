@@ -5,8 +5,7 @@ Names load on first use, so ``import mrizoo.train`` stays cheap (no torch, no ac
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mrizoo._lazy import lazy_attributes
 
 _EXPORTS: dict[str, str] = {
     # recipes
@@ -37,14 +36,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mrizoo.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
