@@ -3,15 +3,25 @@
 Both implementations get identical weights and the same undersampled slice (the real 8-coil
 brain scan from ../shared/realdata when present, else random k-space of the same size), and
 are timed alternately in the same process; the median of ``--repeats`` runs is reported with
-the ratio fastmri / mrizoo (> 1: mrizoo is faster) and the largest relative output difference.
+the ratio fastmri / mrizoo (> 1: mrizoo is faster), its inverse (mrizoo's time as a multiple of
+fastMRI's) and the largest relative output difference.
 
     python benchmarks/unet_varnet_speed.py            # moderate configs, ~1 min on 2 CPU cores
     python benchmarks/unet_varnet_speed.py --full     # fastMRI leaderboard sizes
+    python benchmarks/unet_varnet_speed.py --device cpu --threads 1 --plain-path  # also the unfused path
+    python benchmarks/unet_varnet_speed.py --device cpu --threads 1 --only unet --compile
+
+On CPU, inference (eval mode, no gradients) runs mrizoo's fused channels-last U-Net pass;
+``--plain-path`` adds a line timing the module-by-module pass (the one training uses) against
+fastMRI in the same run. ``--compile`` adds ``model.compile(options={"freezing": True})``
+(TorchInductor, weights frozen as constants; needs a C++ compiler) and reports its one-off
+compile time separately.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -70,7 +80,10 @@ def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[float, 
 
 def compare(name: str, ours: Callable[[], torch.Tensor], ref: Callable[[], torch.Tensor],
             repeats: int, device: torch.device) -> None:
-    ours(), ref()  # warm-up (allocator, kernel selection)
+    t0 = time.perf_counter()
+    ours()  # warm-up (allocator, kernel selection; compilation for a compiled model)
+    first = time.perf_counter() - t0
+    ref()
     t_ours, t_ref = [], []
     for i in range(repeats):  # interleaved, in alternating order, so load changes hit both alike
         for which in ((0, 1) if i % 2 == 0 else (1, 0)):
@@ -83,11 +96,29 @@ def compare(name: str, ours: Callable[[], torch.Tensor], ref: Callable[[], torch
     m_ours, m_ref = statistics.median(t_ours), statistics.median(t_ref)
     diff = float((out_ours - out_ref).abs().max() / out_ref.abs().max())
     print(f"{name:<44} {device.type:<5} mrizoo {m_ours * 1e3:9.1f} ms   fastmri {m_ref * 1e3:9.1f} ms   "
-          f"ratio {m_ref / m_ours:5.2f}   max rel diff {diff:.1e}", flush=True)
+          f"ratio {m_ref / m_ours:5.2f}   time {m_ours / m_ref:5.2f}x (of minima {min(t_ours) / min(t_ref):4.2f}x)"
+          f"   max rel diff {diff:.1e}   first call {first:.1f} s", flush=True)
+
+
+class _PlainPath:
+    """Within this context mrizoo's U-Nets take their module-by-module (training) pass."""
+
+    def __enter__(self) -> None:
+        import mrizoo.models.unet as unet_module
+
+        self._module, self._saved = unet_module, unet_module._use_fast_path
+        unet_module._use_fast_path = lambda net, x: False
+
+    def __exit__(self, *exc: object) -> None:
+        self._module._use_fast_path = self._saved
+
+
+def _variants(plain: bool, compile_: bool) -> list[str]:
+    return ["fused"] + (["plain"] if plain else []) + (["compiled"] if compile_ else [])
 
 
 def bench_unet(cfg: UnetConfig, kspace: torch.Tensor, mask: torch.Tensor, repeats: int,
-               device: torch.device) -> None:
+               device: torch.device, variants: list[str]) -> None:
     import fastmri
     from fastmri.data import transforms as T
     from fastmri.models import NormUnet as FastmriNormUnet
@@ -107,13 +138,19 @@ def bench_unet(cfg: UnetConfig, kspace: torch.Tensor, mask: torch.Tensor, repeat
         x, pads = padder.pad(image[None])
         return padder.unpad(ref(x), *pads)[:, 0] * (std + 1e-11) + mean
 
-    with torch.inference_mode():
-        compare(f"U-Net chans {cfg.chans}, {cfg.num_pool_layers} pools",
-                lambda: ours.reconstruct(kspace, mask), run_ref, repeats, device)
+    name = f"U-Net chans {cfg.chans}, {cfg.num_pool_layers} pools"
+    for variant in variants:
+        model = ours
+        if variant == "compiled":
+            model = UnetRecon(cfg).eval().to(device)
+            model.load_state_dict(ours.state_dict())
+            model.compile(options={"freezing": True})
+        with torch.inference_mode(), (_PlainPath() if variant == "plain" else contextlib.nullcontext()):
+            compare(f"{name} [{variant}]", lambda m=model: m.reconstruct(kspace, mask), run_ref, repeats, device)
 
 
 def bench_varnet(cfg: VarNetConfig, kspace: torch.Tensor, mask: torch.Tensor, repeats: int,
-                 device: torch.device) -> None:
+                 device: torch.device, variants: list[str]) -> None:
     from fastmri.models import VarNet as FastmriVarNet
 
     torch.manual_seed(0)
@@ -124,10 +161,19 @@ def bench_varnet(cfg: VarNetConfig, kspace: torch.Tensor, mask: torch.Tensor, re
     masked = torch.view_as_real(kspace * mask)
     fmask = mask[0, 0].view(1, 1, 1, -1, 1)
     name = f"VarNet {cfg.num_cascades} cascades, chans {cfg.chans}, sens {cfg.sens_chans}"
-    with torch.inference_mode():
-        compare(name + " (reconstruct)", lambda: ours.reconstruct(kspace, mask), lambda: ref(masked, fmask),
-                repeats, device)
-        compare(name + " (forward)", lambda: ours(masked, fmask), lambda: ref(masked, fmask), repeats, device)
+    for variant in variants:
+        model = ours
+        if variant == "compiled":  # each U-Net separately (the FFTs stay eager)
+            model = VarNet(cfg).eval().to(device)
+            model.load_state_dict(ours.state_dict())
+            for unet in [model.sens_net.norm_unet.unet, *(c.model.unet for c in model.cascades)]:
+                unet.compile(options={"freezing": True})
+        with torch.inference_mode(), (_PlainPath() if variant == "plain" else contextlib.nullcontext()):
+            compare(f"{name} (reconstruct) [{variant}]", lambda m=model: m.reconstruct(kspace, mask),
+                    lambda: ref(masked, fmask), repeats, device)
+            if variant == "fused":
+                compare(f"{name} (forward) [{variant}]", lambda: ours(masked, fmask), lambda: ref(masked, fmask),
+                        repeats, device)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="where to run (all: CPU, and CUDA when available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--only", choices=["unet", "varnet"], default=None, help="benchmark one model only")
+    parser.add_argument("--plain-path", action="store_true",
+                        help="also time mrizoo's module-by-module (training) pass against fastMRI")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the models after model.compile(options={'freezing': True}) "
+                             "(the first call, which compiles, is reported separately)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.full else 7)
     if args.threads:
@@ -158,11 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     varnet_cfg = VARNET_FASTMRI_LEADERBOARD if args.full else MODERATE_VARNET
     print(f"input: {source}; 4x equispaced, 8% centre; torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads; median of {repeats}; ratio = fastmri / mrizoo")
+    variants = _variants(args.plain_path, args.compile)
     for device in devices:
         if args.only in (None, "unet"):
-            bench_unet(unet_cfg, kspace, mask, repeats, device)
+            bench_unet(unet_cfg, kspace, mask, repeats, device, variants)
         if args.only in (None, "varnet"):
-            bench_varnet(varnet_cfg, kspace, mask, repeats, device)
+            bench_varnet(varnet_cfg, kspace, mask, repeats, device, variants)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ target's size, data range ``target.max()`` over the volume), the artifact score,
 SSIM/PSNR (``*_masked``) and mean/std-matched SSIM/PSNR/NMSE (``*_matched``, Lin & Heckel 2024).
 Posterior models are scored on the mean of ``samples`` posterior samples; they also get APSD,
 SSIM/PSNR of the mean of the first ``P`` samples (``ssim_p<P>``, ``psnr_p<P>``, Bendel et al. 2023)
-and, with an embedding, CFID over the whole test set. Results convert to
+and, with an embedding, CFID over the whole test set; per test set, the calibration of the mean
+of ``P`` samples (:mod:`mrizoo.metrics.calibration`: variance/error ratio, 1- and 2-sigma
+coverage, Prop. 3.3 ratio, pooled over every pixel of the set; ``P`` is ``calibration_samples``,
+default the model's ``reconstruct_samples``, else 8). Results convert to
 :class:`~mrizoo.hub.evaluation.EvaluationResults` (one per model) for model cards.
 """
 
@@ -77,6 +80,8 @@ class ModelScores:
     is_posterior: bool
     volumes: list[VolumeScore] = field(default_factory=list)
     set_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    """Test set -> :class:`~mrizoo.metrics.calibration.Calibration` (posterior models)."""
 
     def summary(self, dataset: str) -> tuple[dict[str, float], dict[str, float], int, int]:
         """``(means, stds, volumes, slices)`` over the volumes of ``dataset``."""
@@ -243,6 +248,7 @@ def evaluate_models(
     progress: Callable[[str], None] | None = None,
     adapt: bool = False,
     adapt_steps: int | None = None,
+    calibration_samples: int | None = None,
 ) -> Evaluation:
     """Reconstruct every volume of every test set with every model and score it (module docstring).
 
@@ -252,10 +258,13 @@ def evaluate_models(
     ``[N, C, H, W] -> [N, d]``; with it, posterior models also get CFID per test set (rows:
     every sample, with the target and the zero-filled condition image repeated). ``adapt`` adds a
     row ``<label>+tta`` per learned model: a copy adapted to each slice (test-time adaptation,
-    at most ``adapt_steps`` steps, :mod:`mrizoo.models.adapt`).
+    at most ``adapt_steps`` steps, :mod:`mrizoo.models.adapt`). ``calibration_samples``: the ``P``
+    of the calibration metrics (at most ``samples``; default each model's ``reconstruct_samples``,
+    else 8, capped at ``samples``).
     """
     from mrizoo.data.slices import collate_samples
     from mrizoo.metrics import apsd, embed, score
+    from mrizoo.metrics.calibration import calibration_stats
     from mrizoo.metrics.posterior import cfid
 
     if not datasets:
@@ -265,6 +274,11 @@ def evaluate_models(
         raise InputError("test-set names must be unique", field="datasets", got=names)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
         raise InputError("posterior evaluation needs at least 2 samples", field="samples", got=samples)
+    if calibration_samples is not None and (
+            isinstance(calibration_samples, bool) or not isinstance(calibration_samples, int)
+            or not 2 <= calibration_samples <= samples):
+        raise InputError("calibration needs 2 to `samples` posterior samples", field="calibration_samples",
+                         expected=f"an integer in [2, {samples}]", got=calibration_samples)
     pmax = samples if samples_max is None else samples_max
     p_values = [p for p in P_VALUES if p <= min(pmax, samples)]
     kwargs = _slice_kwargs(mask, acceleration, center_fraction, target)
@@ -282,12 +296,14 @@ def evaluate_models(
     any_posterior = any(getattr(n, "is_posterior", False) for n in nets.values())
     scores = {k: ModelScores(k, bool(getattr(n, "is_posterior", False))) for k, n in nets.items()}
     say = progress or (lambda _msg: None)
+    calib_p = {k: _calibration_p(n, calibration_samples, samples) for k, n in nets.items() if scores[k].is_posterior}
 
     for s in datasets:
         ds = built[s.name]
         cfid_rows: dict[str, list[torch.Tensor]] = {k: [] for k, sc in scores.items() if sc.is_posterior}
         emb_x: list[torch.Tensor] = []
         emb_y: list[torch.Tensor] = []
+        calib: dict[str, Any] = {}
         for vol in _volumes(ds):
             items = [ds[i] for i in vol]
             fname = items[0].fname
@@ -331,6 +347,8 @@ def evaluate_models(
                 if label in post:
                     smp = torch.cat(post[label], dim=1)  # [n, S, H, W]
                     metrics["apsd"] = apsd(smp)
+                    stats = calibration_stats(smp[: calib_p[label]], gt)
+                    calib[label] = stats if label not in calib else calib[label].merge(stats)
                     for p in p_values:
                         mean_p = smp[:p].mean(0)
                         scored = score(gt, mean_p)
@@ -343,6 +361,11 @@ def evaluate_models(
                             emb_y.append(embed(torch.cat(zf_parts), embedding).repeat_interleave(n, dim=0))
                 scores[label].volumes.append(VolumeScore(s.name, fname, int(gt.shape[0]), metrics))
                 say(f"{label} {s.name} {fname}: ssim {metrics['ssim']:.4f} psnr {metrics['psnr']:.2f}")
+        for label, stats in calib.items():
+            summary = stats.summary()
+            scores[label].calibration[s.name] = summary
+            scores[label].set_metrics.setdefault(s.name, {}).update(
+                {k: v for k, v in summary.metrics().items() if math.isfinite(v)})
         if embedding is not None:
             for label, rows in cfid_rows.items():
                 if rows:
@@ -351,6 +374,16 @@ def evaluate_models(
     return Evaluation(models=scores, sets=list(datasets), mask=mask, acceleration=float(acceleration),
                       center_fraction=center_fraction, samples=samples if any_posterior else None,
                       weights={k: dict(getattr(n, "weights_source", None) or {}) for k, n in nets.items()})
+
+
+def _calibration_p(net: nn.Module, requested: int | None, samples: int) -> int:
+    """``P`` of a model's calibration metrics: as requested, else its ``reconstruct_samples`` (8 if
+    it has none), at most the samples drawn."""
+    if requested is not None:
+        return requested
+    own = getattr(getattr(net, "config", None), "reconstruct_samples", None)
+    own = own if isinstance(own, int) and not isinstance(own, bool) and own >= 2 else 8
+    return min(own, samples)
 
 
 def _adapting(nets: dict[str, nn.Module], adapt: bool, steps: int | None) -> dict[str, nn.Module]:
@@ -376,7 +409,7 @@ def _adapting(nets: dict[str, nn.Module], adapt: bool, steps: int | None) -> dic
 
 
 _TABLE_METRICS = ("ssim", "psnr", "nmse", "ssim_masked", "psnr_masked", "ssim_matched", "psnr_matched",
-                  "artifact", "apsd", "cfid")
+                  "artifact", "apsd", "cfid", "var_error_ratio", "coverage_1sd", "coverage_2sd", "prop33_ratio")
 
 
 def markdown_table(evaluation: Evaluation, metrics: Sequence[str] | None = None) -> str:

@@ -11,6 +11,7 @@ import torch
 
 import mrizoo
 from mrizoo.data import FastMRIVolume, make_test_volume
+from mrizoo.errors import InputError
 from mrizoo.evaluate import EvalSet, evaluate_models, markdown_table, robustness_plot
 from mrizoo.hub.evaluation import load_results
 from mrizoo.masks import create_mask, seed_from_name
@@ -104,7 +105,7 @@ def test_table_and_plot(classical, tmp_path: Path) -> None:
     assert not (tmp_path / "none.png").exists()
 
 
-def test_posterior_model_curves_apsd_cfid(data) -> None:
+def test_posterior_model_curves_apsd_cfid(data, tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = mrizoo.create("rcgan-brain-r4", chans=8, in_coils=4, disc_input_size=None).eval()
     torch.manual_seed(1)
@@ -134,6 +135,27 @@ def test_posterior_model_curves_apsd_cfid(data) -> None:
         assert metrics[f"psnr_p{p}"] == pytest.approx(_fm("psnr", gt, smp[:p].mean(0)), abs=1e-3)
         assert metrics[f"ssim_p{p}"] == pytest.approx(_fm("ssim", gt, smp[:p].mean(0)), abs=1e-4)
     assert metrics["ssim"] == pytest.approx(metrics["ssim_p4"], abs=1e-9)
+    # calibration of the P = min(reconstruct_samples, samples) = 4 sample mean, numpy oracle
+    assert metrics["calib_samples"] == 4
+    err2 = ((smp.mean(0) - gt) ** 2).mean()
+    var = smp.var(axis=0, ddof=1).mean()
+    assert metrics["var_error_ratio"] == pytest.approx((1 + 1 / 4) * var / err2, rel=1e-6)
+    single = ((smp - gt) ** 2).mean()
+    assert metrics["prop33_ratio"] == pytest.approx(single / err2, rel=1e-6)
+    assert metrics["prop33_target"] == pytest.approx(8 / 5)
+    assert 0 <= metrics["coverage_1sd"] <= metrics["coverage_2sd"] <= 1
+    cal = ev.models["rcgan-brain-r4"].calibration["ood"]
+    assert cal.pixels == gt.size and sum(cal.curve_count) == gt.size
+    from mrizoo.figures import calibration_plot
+
+    png = calibration_plot({"rcgan / ood": cal}, tmp_path / "cal.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    two = evaluate_models({"rcgan-brain-r4": net}, [EvalSet("ood", data["ood"], "out")], acceleration=ACC,
+                          center_fraction=CF, samples=4, calibration_samples=2)
+    assert two.results("rcgan-brain-r4").datasets[0].metrics["calib_samples"] == 2
+    with pytest.raises(InputError, match="calibration"):
+        evaluate_models({"rcgan-brain-r4": net}, [EvalSet("ood", data["ood"], "out")], samples=4,
+                        calibration_samples=5)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from mrizoo.models.rcgan import (
     build_rcgan,
     build_rcgan_discriminator,
 )
-from mrizoo.physics import coil_compress, fft2c
+from mrizoo.physics import fft2c
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -143,16 +143,55 @@ def test_reconstruct_averages_samples_and_sense_combines() -> None:
     np.testing.assert_allclose(rec_rss.numpy(), np.sqrt((np.abs(coil) ** 2).sum(1)), rtol=1e-4, atol=1e-6)
 
 
-def test_coil_count_mismatch_suggests_compression() -> None:
+@pytest.mark.parametrize("coils", [6, 4, 2, 1])
+def test_any_coil_count_runs_and_stays_data_consistent_in_its_own_coils(coils: int) -> None:
+    """More coils than the network reads are compressed, fewer are padded; the samples come
+    back in the scan's own coils and agree with every measured sample."""
     model = _tiny()
-    k, mask = _data(c=6)
-    with pytest.raises(InputError, match="coil_compress"):
-        model.sample(k, mask, n=1)
-    # compressing to the model's coil count makes it usable
-    out = model.sample(coil_compress(k, 4), mask, n=1)
-    assert out.samples.shape == (1, 2, 30, 21)
-    with pytest.raises(InputError, match="coils"):
-        model.sample(k[:, :2], mask, n=1)
+    k, mask = _data(c=coils)
+    coil = model.sample_coil_images(k, mask, n=2, generator=torch.Generator().manual_seed(1))
+    assert coil.shape == (2, 2, coils, 30, 21)
+    torch.testing.assert_close(fft2c(coil)[..., mask], k.expand(2, -1, -1, -1, -1)[..., mask],
+                               rtol=1e-4, atol=1e-4)
+    assert model.sample(k, mask, n=1).samples.shape == (1, 2, 30, 21)
+
+
+def test_coil_compression_makes_samples_independent_of_the_coil_basis() -> None:
+    """With compression the network reads SVD virtual coils with fixed phases, so mixing the
+    physical coils by any unitary matrix leaves the RSS samples unchanged; without it (the
+    behaviour of checkpoints that predate the option) the network reads the coils as given."""
+    k, mask = _data(b=1, c=4)
+    q, _ = torch.linalg.qr(torch.randn(4, 4, dtype=torch.complex64, generator=torch.Generator().manual_seed(3)))
+    mixed = torch.einsum("dc,bchw->bdhw", q, k)
+    draw = lambda m, x: m.sample(x, mask, n=2, generator=torch.Generator().manual_seed(5)).samples  # noqa: E731
+    model = _tiny()
+    torch.testing.assert_close(draw(model, mixed), draw(model, k), rtol=1e-3, atol=1e-3)
+    legacy = _tiny(coil_compression=False)
+    legacy.load_state_dict(model.state_dict())
+    assert not torch.allclose(draw(legacy, mixed), draw(legacy, k), rtol=1e-3, atol=1e-3)
+    # the legacy path feeds the coils unchanged: the same as the network on the raw input
+    prepared = legacy.prepare_input(k, mask)
+    assert prepared.matrix is None and prepared.coils == 4
+
+
+def test_training_input_shares_the_compression_of_the_measurements() -> None:
+    """``rcgan_input(..., full=)``: target and measurement in the same virtual coils and domain."""
+    g = torch.Generator().manual_seed(2)
+    full = torch.randn(2, 6, 30, 21, dtype=torch.complex64, generator=g)
+    _, mask = _data()
+    prepared = _tiny().prepare_input(full, mask, full=full)
+    assert prepared.y.shape == prepared.target.shape == (2, 8, 30, 21) and prepared.coils == 4
+    cplx = lambda t: torch.complex(t[:, :4], t[:, 4:])  # noqa: E731
+    norm = prepared.mean / prepared.std
+    # y is the target undersampled at the mask (both standardised by y's mean/std)
+    torch.testing.assert_close(fft2c(cplx(prepared.y + norm)) * mask,
+                               fft2c(cplx(prepared.target + norm)) * mask, rtol=1e-4, atol=1e-4)
+    # fewer coils than the network reads: padding channels are exactly the normalised zero
+    two = _tiny().prepare_input(full[:, :2], mask, full=full[:, :2])
+    assert two.coils == 2
+    torch.testing.assert_close(two.target[:, 2:4], -(two.mean / two.std).expand(-1, 2, 30, 21))
+    with pytest.raises(InputError, match="full"):
+        _tiny().prepare_input(full, mask, full=full[:, :2])
 
 
 def test_config_validation() -> None:

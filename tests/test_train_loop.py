@@ -351,6 +351,38 @@ def test_training_masks_are_seeded_and_fresh_per_batch():
     assert torch.equal(m1, m2)
 
 
+def test_a_mask_mix_draws_every_family_by_weight_and_checks_its_entries(tmp_path):
+    from mrizoo._dataclass_io import from_dict
+    from mrizoo.train.recipe import MaskAlternative, load_recipe
+
+    spec = MaskSpec(mix=(MaskAlternative(type="random", weight=1.0),
+                         MaskAlternative(type="poisson2d", accelerations=(6.0,), params={"calib": 12}, weight=2.0)))
+    masks = draw_masks(spec, (48, 64), 200, seed=4)
+    two_d = [not bool((m == m[0]).all()) for m in masks]  # 1D patterns repeat every row
+    def regular(row: torch.Tensor) -> bool:  # equispaced: outside the centre, one gap (+-1)
+        gaps = torch.nonzero(row).flatten().diff()
+        gaps = gaps[gaps > 1]
+        return float(((gaps - gaps.mode().values).abs() <= 1).float().mean()) >= 0.75
+
+    equi = [not t and regular(m[0]) for m, t in zip(masks, two_d)]
+    share_2d = sum(two_d) / len(two_d)
+    assert 0.38 < share_2d < 0.62                      # weight 2 of 4
+    assert 0.12 < sum(equi) / len(equi) < 0.38           # weight 1 of 4 (the main family)
+    assert torch.equal(masks, draw_masks(spec, (48, 64), 200, seed=4))
+    rates = masks.float().mean((1, 2))                 # each family keeps its own acceleration
+    flags = torch.tensor(two_d)
+    assert abs(rates[flags].mean().item() - 1 / 6) < 0.03 and abs(rates[~flags].mean().item() - 1 / 4) < 0.03
+    bad = tmp_path / "bad.yaml"
+    shipped = (Path(__file__).parents[1] / "recipes" / "varnet-mini-r4.yaml").read_text()
+    line = "  masks: {type: equispaced_fraction, accelerations: [4], center_fractions: [0.08], fresh_per_batch: true}"
+    assert line in shipped
+    bad.write_text(shipped.replace(line, line[:-1] + ", mix: [{type: poisson2d, weight: 0}]}"))
+    with pytest.raises(InputError, match=r"masks\.mix\[0\]\.weight"):
+        load_recipe(bad)
+    with pytest.raises(InputError, match="mix"):
+        from_dict(MaskSpec, {"mix": [{"kind": "random"}]})
+
+
 POOL = """
 name: toy
 train: [{dataset: toy, split: train}]

@@ -6,6 +6,7 @@ FFTs for the resolution trick, and fastMRI's own mask functions on the real brai
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -102,6 +103,42 @@ def test_unet_matches_fastmri_both_ways_on_odd_sizes(fm):
         ours2 = Unet(UnetConfig(in_chans=2, out_chans=3, chans=8, num_pool_layers=3)).eval()
         ref.load_state_dict(ours2.state_dict(), strict=True)
         assert _rel_err(ours2(x), ref(x)) <= 1e-5
+
+
+def test_unet_inference_path_matches_training_path_and_fastmri(fm):
+    """Inference (eval, no grad, CPU, even sizes) takes the fused channels-last pass; it gives the
+    training-path output and fastMRI's, and is as close to a float64 oracle as fastMRI is."""
+    from mrizoo.models.unet import _use_fast_path
+
+    torch.manual_seed(0)
+    ours = Unet(UnetConfig(in_chans=2, out_chans=2, chans=8, num_pool_layers=3)).eval()
+    ref = fm.Unet(2, 2, 8, 3).eval()
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(3, 2, 48, 40) * 2.0 + 0.5
+    assert not _use_fast_path(ours, x)  # gradients on: the module-by-module path
+    plain = ours(x).detach()
+    oracle = ref.double()(x.double()).float()
+    ref.float()
+    with torch.no_grad():
+        assert _use_fast_path(ours, x) and not _use_fast_path(ours, x[..., :47, :])  # odd: plain path
+        fast = ours(x)
+        fast64 = Unet(ours.config).eval().double()
+        fast64.load_state_dict(ours.state_dict())
+        assert _rel_err(fast64(x.double()).float(), oracle) <= 1e-12 + 1e-6
+        assert _rel_err(fast, ref(x)) <= 1e-5 and _rel_err(fast, plain) <= 1e-5
+        assert _rel_err(fast, oracle) <= max(3 * _rel_err(ref(x), oracle), 1e-6)
+        # deep layers keep a pre-packed weight; new weights (same storage) must be seen
+        from mrizoo.models.unet import _PACKED
+
+        assert any(m in _PACKED for m in ours.modules())
+        copy.deepcopy(ours)  # the packed weights live outside the model
+        torch.manual_seed(5)
+        ours.load_state_dict(Unet(ours.config).state_dict())
+        ref.load_state_dict(ours.state_dict())
+        assert _rel_err(ours(x), ref(x)) <= 1e-5
+    ours.train()
+    with torch.no_grad():
+        assert not _use_fast_path(ours, x)  # dropout / batch statistics: never the fused pass
 
 
 def test_unet_state_dict_keys_are_fastmri_keys(fm):
@@ -209,6 +246,22 @@ def test_image_domain_reconstruct_with_identity_is_zero_filled_rss(brain_kspace)
                                         norm="ortho"), axes=(-2, -1))
     expected = np.sqrt((np.abs(coil) ** 2).sum(0))
     assert np.abs(out[0].numpy() - expected).max() <= 1e-5 * expected.max()
+
+
+def test_zero_filled_rss_odd_and_even_sizes_match_numpy(brain_kspace):
+    """The even-size shortcut (shift only the RSS image) and the odd-size path give numpy's RSS."""
+    from mrizoo.models.image_wrapper import zero_filled_rss
+
+    for h, w in ((230, 180), (229, 177)):
+        k = brain_kspace[:, :h, :w]
+        mask = np.zeros((h, w), dtype=bool)
+        mask[:, ::3] = True
+        coil = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k * mask, axes=(-2, -1)), norm="ortho"),
+                               axes=(-2, -1))
+        expected = np.sqrt((np.abs(coil) ** 2).sum(0))
+        got = zero_filled_rss(torch.from_numpy(k)[None], torch.from_numpy(mask)[None])
+        assert got.shape == (1, 1, h, w)
+        assert np.abs(got[0, 0].numpy() - expected).max() <= 1e-5 * expected.max()
 
 
 # --------------------------------------------------------------------------- VarNet

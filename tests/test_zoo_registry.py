@@ -78,7 +78,9 @@ def test_wildcards_and_filters() -> None:
                                        "varnet-pool-r4"]
     assert "rcgan-brain-r8" not in list_models("*-r4")
     assert all(info(n).task.anatomy == "brain" for n in list_models(anatomy="brain"))
-    assert set(list_models(arch="rcgan")) == {"rcgan-brain-r4", "rcgan-brain-r8", "rcgan-mini-r4"}
+    assert set(list_models(arch="rcgan")) == {"rcgan-brain-r4", "rcgan-brain-r8", "rcgan-mini-r4",
+                                              "rcgan-mini-r4-adler", "rcgan-mini-r4-ohayon"}
+    assert set(list_models(tags=["competitor"])) == {"rcgan-mini-r4-adler", "rcgan-mini-r4-ohayon"}
     r8 = list_models(acceleration=8)
     assert "rcgan-brain-r8" in r8 and "rcgan-brain-r4" not in r8
     assert "ncsnv2-brain" in r8  # acceleration-agnostic prior is kept

@@ -23,7 +23,7 @@ from mrizoo.errors import MrizooError
 __all__ = ["main", "build_parser"]
 
 _COMMANDS = ("demo", "list", "info", "reconstruct", "evaluate", "pull", "cache", "datasets", "convert", "pool",
-             "minipool", "similarity", "train", "card", "push", "import", "app", "export")
+             "minipool", "similarity", "train", "study", "card", "push", "import", "app", "export")
 _MODULES = {"list": "zoo", "info": "zoo", "cache": "pull", "pool": "pools", "similarity": "pools",
             "card": "publish", "push": "publish", "import": "import_cmd"}
 

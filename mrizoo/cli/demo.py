@@ -63,6 +63,11 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{name:<{width}}{sec:>10.2f} s")
     for name, std in res.mean_std.items():
         print(f"{name}: mean posterior std {std:.4g} over {args.samples} samples")
+        cal = res.calibration.get(name)
+        if cal is not None:
+            print(f"{name}: calibration (1.0 / 68% / 95% when calibrated): variance/error ratio "
+                  f"{cal.var_error_ratio:.3f}, within 1 / 2 sigma {cal.coverage_1sd:.1%} / {cal.coverage_2sd:.1%}, "
+                  f"E1/EP {cal.prop33_ratio:.3f} (calibrated: {cal.prop33_target:.3f})")
     if "espirit" in res.seconds:
         print(f"ESPIRiT maps (shared by the models that need them): {res.seconds['espirit']:.2f} s")
     print(f"figure written to {res.figure}")

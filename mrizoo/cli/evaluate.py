@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default="rss", help="'rss', 'mvue' or a stored target such as reconstruction_rss")
     p.add_argument("--samples", type=_args.int_at_least(2), default=32, help="posterior samples per slice")
     p.add_argument("--samples-max", type=_args.positive_int, default=None, help="largest P of the P-sample curves")
+    p.add_argument("--calibration-samples", type=_args.int_at_least(2), default=None, metavar="P",
+                   help="posterior samples P of the calibration metrics (variance/error ratio, coverage, "
+                        "Prop. 3.3 ratio; default: the model's reconstruct_samples, else 8)")
     p.add_argument("--masked", action="store_true", help="also SSIM/PSNR over the object only")
     p.add_argument("--match-mean-std", action="store_true", help="also mean/std-matched metrics")
     p.add_argument("--cfid", action="store_true", help="CFID of posterior models (VGG-16 weights needed)")
@@ -53,8 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="most adaptation steps per slice (default 20; stops earlier on the held-out error)")
     p.add_argument("--batch-size", type=_args.positive_int, default=16)
     p.add_argument("--device", type=_args.device, default="cpu")
-    p.add_argument("--out", help="folder for <model>/results.json, table.md, per_volume.json, weights.json "
-                                 "and the plot (new or empty, unless --overwrite)")
+    p.add_argument("--out", help="folder for <model>/results.json, table.md, per_volume.json, weights.json, "
+                                 "calibration.json and the plots (new or empty, unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_evaluate)
@@ -115,6 +120,9 @@ def _check_options(args: argparse.Namespace) -> None:
 
     if args.mask not in list_masks():
         raise InputError("unknown mask", field="--mask", expected=f"one of {list_masks()}", got=repr(args.mask))
+    if args.calibration_samples is not None and args.calibration_samples > args.samples:
+        raise InputError("--calibration-samples exceeds --samples", field="--calibration-samples",
+                         expected=f"at most {args.samples}", got=args.calibration_samples)
     if args.samples_max is not None and args.samples_max > args.samples:
         raise InputError("--samples-max exceeds --samples", field="--samples-max",
                          expected=f"at most {args.samples}", got=args.samples_max)
@@ -159,6 +167,11 @@ def _write_outputs(out: Path, files: dict[str, str], render: Any = None) -> list
     return names
 
 
+def _finite(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with non-finite numbers (a ratio over a zero error) as null, for strict JSON."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from mrizoo.evaluate import evaluate_models, markdown_table, robustness_plot
 
@@ -177,7 +190,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         samples=args.samples, samples_max=args.samples_max, match_mean_std=args.match_mean_std,
         masked=args.masked, embedding=embedding, target=args.target, batch_size=args.batch_size,
         device=args.device, progress=None if args.quiet else lambda m: print(m, flush=True),
-        adapt=args.adapt, adapt_steps=args.adapt_steps,
+        adapt=args.adapt, adapt_steps=args.adapt_steps, calibration_samples=args.calibration_samples,
     )
     table = markdown_table(ev)
     print(table, end="")
@@ -193,11 +206,23 @@ def _evaluate(args: argparse.Namespace) -> int:
         files["table.md"] = table
         files["per_volume.json"] = json.dumps(ev.per_volume(), indent=1) + "\n"
         files["weights.json"] = json.dumps(ev.weights, indent=1, sort_keys=True) + "\n"
+        curves = {f"{label} / {name}": cal for label, sc in ev.models.items() for name, cal in sc.calibration.items()}
+        if curves:
+            files["calibration.json"] = json.dumps(
+                {label: {name: _finite(asdict(cal)) for name, cal in sc.calibration.items()}
+                 for label, sc in ev.models.items() if sc.calibration}, indent=1, allow_nan=False) + "\n"
+
         def render(stage: Path) -> list[str]:
             plot = robustness_plot(ev, stage / "effective_robustness.png", metric=args.plot_metric)
-            return [plot.name] if plot else []
+            names = [plot.name] if plot else []
+            if curves:
+                from mrizoo.figures import calibration_plot
+
+                names.append(calibration_plot(curves, stage / "calibration.png",
+                                              title=f"posterior calibration, R = {args.acceleration:g}").name)
+            return names
 
         names = _write_outputs(out, files, render)
-        plot_name = "effective_robustness.png"
-        print(f"wrote {out}" + (f" (plot: {plot_name})" if plot_name in names else ""))
+        plots = [n for n in ("effective_robustness.png", "calibration.png") if n in names]
+        print(f"wrote {out}" + (f" (plots: {', '.join(plots)})" if plots else ""))
     return 0

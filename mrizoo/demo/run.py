@@ -8,7 +8,9 @@ The baselines are the zoo entries ``zerofilled``, ``cgsense`` and ``l1wavelet``,
 centre crop to the reference's size, data range over the reference volume) against the reference
 of fully sampled data, so the demo and ``evaluate`` print the same numbers for the same input.
 A figure shows all of them with their errors and, for posterior models, the pixel-wise standard
-deviation of the samples. ``--input`` takes another scan (``.h5`` or BART ``.cfl``); what it
+deviation of the samples on the same fixed colour scale as the errors (image units), with the
+sampler's calibration against the reference (:mod:`mrizoo.metrics.calibration`: variance/error
+ratio, 1.0 when calibrated, and 2-sigma coverage) in its caption. ``--input`` takes another scan (``.h5`` or BART ``.cfl``); what it
 measured is read from the data (:func:`mrizoo.masks.detect_sampling`): fully sampled k-space is
 undersampled here with a seeded mask, undersampled k-space is reconstructed from exactly the
 locations it measured and never undersampled again, and it is scored only against a reference
@@ -28,6 +30,7 @@ from mrizoo.errors import InputError
 from mrizoo.figures import save_panels
 from mrizoo.masks import create_mask
 from mrizoo.metrics import caption, center_crop, metric_region, score
+from mrizoo.metrics.calibration import calibration
 from mrizoo.reconstruct import _accepts
 
 __all__ = ["BASELINES", "DEFAULT_MODELS", "DemoConfig", "DemoResult", "DemoInput", "run_demo", "load_slice",
@@ -108,6 +111,7 @@ class DemoResult:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     mean_std: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)  # model -> Calibration (with a reference)
     figure: Path | None = None
     notes: list[str] = field(default_factory=list)
     weights: dict[str, str] = field(default_factory=dict)  # model -> which weights ran (source, sha256)
@@ -217,6 +221,7 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
         result.seconds["espirit"] = time.perf_counter() - t0
     images: dict[str, torch.Tensor] = {}
     std_maps: dict[str, torch.Tensor] = {}
+    samples: dict[str, torch.Tensor] = {}
     runs = [*baselines.items(), *models]
     if cfg.adapt:
         runs += [(f"{name}+tta", net) for name, net in models]
@@ -233,6 +238,7 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
                 post = net.sample(kspace, mask, own, n=cfg.samples, **seeded)
                 images[name] = post.mean[0].float().cpu()
                 std_maps[f"{name} std"] = post.std[0].float().cpu()
+                samples[name] = post.samples[:, 0].float().cpu()
                 result.mean_std[name] = float(post.std.mean())
             else:
                 images[name] = net.reconstruct(kspace, mask, own)[0].float().cpu()
@@ -245,11 +251,15 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
         for name, image in images.items():
             result.metrics[name] = score(target, image, maxval=data.maxval)
             captions[name] = caption(result.metrics[name])
+        for name, draws in samples.items():
+            result.calibration[name] = calibration(draws, data.target, maxval=data.maxval)
         target = center_crop(target, hw)  # the figure shows the region the metrics are computed on
         images = {k: center_crop(v, hw) for k, v in images.items()}
         std_maps = {k: center_crop(v, hw) for k, v in std_maps.items()}
-    for key, std in std_maps.items():
-        captions[key] = f"P = {cfg.samples}, mean {float(std.mean()):.3g}"
+    for name, std in zip(samples, std_maps.values()):
+        cal = result.calibration.get(name)
+        captions[f"{name} std"] = f"P = {cfg.samples}, mean {float(std.mean()):.3g}" + (
+            f"\nvar/err {cal.var_error_ratio:.2g}, 2σ cover {cal.coverage_2sd:.0%}" if cal is not None else "")
     panels = ({"reference": target} if target is not None else {}) | images
     how = "retrospective" if data.retrospective else "measured"
     result.figure = save_panels(

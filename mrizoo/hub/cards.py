@@ -23,6 +23,7 @@ import yaml
 
 from mrizoo._dataclass_io import from_dict, to_dict
 from mrizoo.errors import InputError
+from mrizoo.hub.card_calibration import CALIBRATION_KEYS, section_calibration
 from mrizoo.hub.evaluation import (
     POSTERIOR_METRICS,
     REQUIRED_METRICS,
@@ -528,7 +529,7 @@ def _section_evaluation(entry: ModelEntry, results: EvaluationResults | None) ->
         parts.append("Not evaluated yet.")
         return "\n".join(parts)
     columns = list(REQUIRED_METRICS) + (list(POSTERIOR_METRICS) if _is_posterior(entry) else [])
-    extra = sorted({k for d in results.datasets for k in d.metrics} - set(columns))
+    extra = sorted({k for d in results.datasets for k in d.metrics} - set(columns) - set(CALIBRATION_KEYS))
     columns += extra
     header = ["Dataset", "Split", "R", "Mask", "Volumes", "Slices"] + [_METRIC_HEADERS.get(c, c) for c in columns]
     parts.append("Means over volumes (± standard deviation where recorded), fastMRI conventions "
@@ -749,6 +750,7 @@ def build_model_card(
         _section_data(entry, pool, recipe_training),
         _section_training(entry, recipe_training, training_summary),
         _section_evaluation(entry, results),
+        *filter(None, [section_calibration(results)]),
         _section_limits(entry),
     ]
     if checkpoint is not None:

@@ -218,7 +218,9 @@ def from_pretrained(directory: str | os.PathLike[str], *, map_location: str | to
     doc = read_config(folder)
     source = str(folder / CONFIG_NAME)
     arch = get_architecture(doc["arch"], source)
-    config = arch.make_config(None, doc["config"], source)
+    # keys a config.json predates take the values that keep its model's behaviour
+    legacy = getattr(arch.config_class(), "CHECKPOINT_DEFAULTS", {})
+    config = arch.make_config(None, {**legacy, **doc["config"]}, source)
     model = arch.build(config)
     digest = verify_weights(folder, doc)
     load_weights(model, folder / WEIGHTS_NAME)

@@ -22,7 +22,7 @@ from torch import nn
 from mrizoo.errors import InputError
 from mrizoo.models.base import check_inputs
 from mrizoo.physics.coils import rss
-from mrizoo.physics.fft import ifft2c
+from mrizoo.physics.fft import fftshift2, ifft2c
 
 __all__ = [
     "Standardization",
@@ -94,8 +94,17 @@ def unpad_destandardize(output: torch.Tensor, state: Standardization) -> torch.T
 
 
 def zero_filled_rss(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """RSS of the zero-filled coil images: k-space ``[B, C, H, W]``, mask ``[B, H, W]`` -> ``[B, 1, H, W]``."""
-    return rss(ifft2c(kspace * mask.unsqueeze(1))).unsqueeze(1)
+    """RSS of the zero-filled coil images: k-space ``[B, C, H, W]``, mask ``[B, H, W]`` -> ``[B, 1, H, W]``.
+
+    With even ``H`` and ``W`` the input shift of the centred inverse FFT only flips the sign of
+    every other pixel, which the magnitude drops; so the RSS is taken of the plain inverse FFT
+    and only the one real RSS image is shifted (the same values, one shift instead of two per coil).
+    """
+    masked = kspace * mask.unsqueeze(1)
+    h, w = kspace.shape[-2:]
+    if h % 2 or w % 2:
+        return rss(ifft2c(masked)).unsqueeze(1)
+    return fftshift2(rss(torch.fft.ifft2(masked, dim=(-2, -1), norm="ortho"))).unsqueeze(1)
 
 
 def image_domain_reconstruct(

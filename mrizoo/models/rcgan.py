@@ -28,6 +28,15 @@ and a linear layer to one score. The authors flatten a fixed ``512 x 6 x 6`` map
 input); ``disc_input_size=None`` replaces the flattening by global average pooling so any
 size works.
 
+Coils: the network is built for ``in_coils`` coils. With ``coil_compression`` (the default for
+new configs) every scan's coils are first rotated or compressed by SVD to that many virtual
+coils (:mod:`mrizoo.physics.coil_compression`, as Bendel et al. do on fastMRI; fewer coils are
+zero-padded); without it (checkpoints written before the option existed) coils pass unchanged
+when their count matches and are compressed or padded only when it differs. The samples are
+mapped back to the physical coils (``A^H``) before the measured samples are put back, so
+samples, maps and data consistency always live in the scan's own coils.
+:func:`rcgan_input` is the one input preparation that training and inference share.
+
 Coil combination of the samples: SENSE with the given maps (or ESPIRiT maps estimated from
 the central 16 k-space lines with kernel 6 and crop 0.70, as in the paper's evaluation) when
 ``coil_combine="sense"``, RSS when ``coil_combine="rss"``.
@@ -37,7 +46,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -46,12 +55,15 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from mrizoo.errors import InputError
 from mrizoo.models.base import PosteriorSamples, ReconModel, check_inputs
+from mrizoo.physics.coil_compression import apply_compression, expand_coils, virtual_coil_matrix
 from mrizoo.physics.coils import rss, sense_combine
 from mrizoo.physics.fft import fft2c, ifft2c
 
 __all__ = [
     "normalized_measurement",
     "stack_coils",
+    "RCGANInput",
+    "rcgan_input",
     "RCGANConfig",
     "RCGAN",
     "RCGANGenerator",
@@ -72,8 +84,12 @@ def _positive_int(value: object, field: str) -> None:
 class RCGANConfig:
     """rcGAN hyper-parameters.
 
-    ``in_coils``: coils of the input (the network sees ``2 * in_coils`` channels; other coil
-    counts must be compressed first). ``noise_chans``: channels of ``z``. ``chans``: width of
+    ``in_coils``: (virtual) coils the network reads (``2 * in_coils`` channels).
+    ``coil_compression``: rotate/compress every scan to ``in_coils`` SVD virtual coils (True), or
+    pass the coils unchanged when their count is ``in_coils`` (False: how checkpoints written
+    before the option were trained; a ``config.json`` without the key loads as False, see
+    ``CHECKPOINT_DEFAULTS``); other coil counts are compressed or zero-padded either way.
+    ``noise_chans``: channels of ``z``. ``chans``: width of
     the first encoder block, doubled at each of the ``depth`` levels. ``disc_chans``: widths of
     the discriminator (first conv, then one per pooling block). ``disc_input_size``: image size
     the discriminator's linear layer is built for, or ``None`` for global average pooling.
@@ -91,10 +107,17 @@ class RCGANConfig:
     reconstruct_samples: int = 8
     coil_combine: Literal["sense", "rss"] = "sense"
     sample_chunk: int | None = None
+    coil_compression: bool = True
+
+    #: Values of keys missing from a checkpoint's ``config.json`` (written before they existed).
+    CHECKPOINT_DEFAULTS: ClassVar[dict[str, object]] = {"coil_compression": False}
 
     def __post_init__(self) -> None:
         for name in ("in_coils", "noise_chans", "chans", "depth", "reconstruct_samples"):
             _positive_int(getattr(self, name), name)
+        if not isinstance(self.coil_compression, bool):
+            raise InputError("must be true or false", field="coil_compression", expected="bool",
+                             got=repr(self.coil_compression))
         if self.chans < 2:
             raise InputError("the head halves the width", field="chans", expected=">= 2", got=self.chans)
         if len(self.disc_chans) < 1:
@@ -280,6 +303,54 @@ def normalized_measurement(kspace: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return (stacked - mean) / std, mean, std
 
 
+@dataclass(frozen=True)
+class RCGANInput:
+    """What the generator reads, prepared from a scan with any number of coils ``C``.
+
+    ``y``: ``[B, 2V, H, W]`` normalised zero-filled image of the ``V = in_coils`` virtual coils;
+    ``mean``, ``std``: ``[B, 1, 1, 1]`` of that normalisation; ``mask``: ``[B, H, W]`` bool;
+    ``target``: the fully sampled k-space given as ``full``, compressed with the same matrix and
+    put in the same normalised domain (else None); ``matrix``: ``[B, V, C]`` compression applied
+    (None: coils passed unchanged); ``coils``: virtual coils that carry data, ``min(C, V)`` (the
+    channels of the others are padding).
+    """
+
+    y: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    mask: torch.Tensor
+    target: torch.Tensor | None
+    matrix: torch.Tensor | None
+    coils: int
+
+
+def rcgan_input(
+    config: RCGANConfig, kspace: torch.Tensor, mask: torch.Tensor, full: torch.Tensor | None = None,
+) -> RCGANInput:
+    """The generator's input from k-space ``[B, C, H, W]`` (any ``C``; masked here) and ``mask``.
+
+    Used by sampling and by training alike. The compression matrix is computed from the
+    measured samples only, so a training item (``full`` given) and the same scan undersampled
+    at inference get the same virtual coils.
+    """
+    kspace, mask, _ = check_inputs(kspace, mask)
+    if full is not None and (not isinstance(full, torch.Tensor) or full.shape != kspace.shape):
+        raise InputError("fully sampled k-space does not fit the measured k-space", field="full",
+                         expected=f"complex {tuple(kspace.shape)}",
+                         got=tuple(full.shape) if isinstance(full, torch.Tensor) else type(full).__name__)
+    measured = kspace * mask.unsqueeze(1)
+    c, v = kspace.shape[1], config.in_coils
+    matrix = None
+    if config.coil_compression or c != v:
+        matrix = virtual_coil_matrix(measured, v)
+        measured = apply_compression(measured, matrix)
+        if full is not None:
+            full = apply_compression(full, matrix)
+    y, mean, std = normalized_measurement(measured)
+    target = None if full is None else (stack_coils(ifft2c(full)) - mean) / std
+    return RCGANInput(y=y, mean=mean, std=std, mask=mask, target=target, matrix=matrix, coils=min(c, v))
+
+
 def _data_consistency(coil_images: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Replace the sampled k-space of ``coil_images`` ``[..., C, H, W]`` by ``kspace``; returns k-space."""
     return torch.where(mask.unsqueeze(-3), kspace, fft2c(coil_images))
@@ -366,16 +437,16 @@ class RCGAN(ReconModel):
             self.__dict__["_folded_generator"] = cached  # a plain attribute: not a submodule
         return cached[1]
 
+    def prepare_input(self, kspace: torch.Tensor, mask: torch.Tensor,
+                      full: torch.Tensor | None = None) -> RCGANInput:
+        """:func:`rcgan_input` with this model's config."""
+        return rcgan_input(self.config, kspace, mask, full)
+
     def _check_coils(self, kspace: torch.Tensor) -> None:
-        c = kspace.shape[1]
-        if c != self.config.in_coils:
-            raise InputError(
-                f"this rcGAN was built for {self.config.in_coils} coils; compress the k-space "
-                f"first with mrizoo.physics.coil_compress(kspace, {self.config.in_coils})"
-                if c > self.config.in_coils else
-                f"this rcGAN was built for {self.config.in_coils} coils and needs at least as many",
-                field="kspace", expected=f"{self.config.in_coils} coils", got=f"{c} coils",
-            )
+        """Any coil count is accepted (compressed or padded to ``in_coils``); k-space needs a coil axis."""
+        if kspace.ndim != 4 or kspace.shape[1] < 1:
+            raise InputError("k-space must be [B, C, H, W] with at least one coil", field="kspace",
+                             expected="complex [B, C, H, W]", got=tuple(kspace.shape))
 
     def _chunk_size(self, n: int, pixels: int, device: torch.device) -> int:
         if self.config.sample_chunk is not None:
@@ -407,11 +478,12 @@ class RCGAN(ReconModel):
         """Generator outputs as complex coil images ``[n, B, C, H, W]`` (before data consistency),
         with the masked k-space and the mask."""
         kspace, mask, _ = check_inputs(kspace, mask)
-        self._check_coils(kspace)
         _positive_int(n, "n")
         b, c, h, w = kspace.shape
         kspace = kspace * mask.unsqueeze(1)
-        y, mean, std = normalized_measurement(kspace)
+        prepared = rcgan_input(self.config, kspace, mask)
+        y, mean, std = prepared.y, prepared.mean, prepared.std
+        v = self.config.in_coils
 
         m = 2**self.config.depth
         ph, pw = (-h) % m, (-w) % m
@@ -431,9 +503,11 @@ class RCGAN(ReconModel):
         inp[:, y.shape[1] :] = noise.reshape(n * b, -1, hp, wp)
         generator_net = self._sampling_generator()
         out = torch.cat([generator_net(part) for part in inp.split(chunk)])
-        out = out[..., top : top + h, left : left + w].reshape(n, b, 2 * c, h, w)
+        out = out[..., top : top + h, left : left + w].reshape(n, b, 2 * v, h, w)
         out = out * std + mean
-        coil_images = torch.complex(out[:, :, :c].float(), out[:, :, c:].float())
+        coil_images = torch.complex(out[:, :, :v].float(), out[:, :, v:].float())
+        if prepared.matrix is not None:  # virtual -> physical coils (padding coils drop out)
+            coil_images = expand_coils(coil_images, prepared.matrix)
         return coil_images, kspace, mask
 
     @torch.no_grad()

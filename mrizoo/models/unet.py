@@ -12,10 +12,17 @@ load with ``strict=True``:
 A conv block is ``conv3x3 (no bias) -> InstanceNorm -> LeakyReLU(0.2) -> Dropout2d``, twice
 (keys ``layers.0.weight`` and ``layers.4.weight``). Odd sizes are handled by reflect-padding the
 up-sampled map by one row/column at the bottom/right where it is smaller than the skip.
+
+Inference on CPU (eval mode, no gradients, sizes divisible by ``2**num_pool_layers``) takes a
+fused channels-last pass over the same weights (:func:`_fast_forward`): the same outputs to
+float32 rounding, markedly faster for narrow networks. For more speed, ``model.compile(options=
+{"freezing": True})`` (TorchInductor; compiles on the first call and needs a C++ compiler;
+frozen weights: recompile after changing them) — see ``benchmarks/unet_varnet_speed.py``.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -133,6 +140,8 @@ class Unet(nn.Module):
         self.up_conv = nn.ModuleList(up_conv)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if _use_fast_path(self, image):
+            return _fast_forward(self, image)
         skips: list[torch.Tensor] = []
         x = image
         for block in self.down_sample_layers:
@@ -148,6 +157,126 @@ class Unet(nn.Module):
                 x = F.pad(x, (0, dw, 0, dh), mode="reflect")
             x = block(torch.cat([x, skip], dim=1))
         return x
+
+
+_CL = torch.channels_last
+_PACK_OPS = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise") \
+    and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
+
+
+def _use_fast_path(net: Unet, x: torch.Tensor) -> bool:
+    """Inference on CPU with every level even: the fused path applies (same results to float32 rounding).
+
+    Not while ``torch.compile`` traces: the compiler fuses the plain pass better than this one.
+    """
+    if net.training or torch.is_grad_enabled() or x.device.type != "cpu" or x.ndim != 4:
+        return False
+    if torch.compiler.is_compiling():
+        return False
+    if x.dtype not in (torch.float32, torch.float64) or x.numel() == 0:
+        return False
+    step = 2**net.config.num_pool_layers
+    return x.shape[-2] % step == 0 and x.shape[-1] % step == 0
+
+
+def _center_(y: torch.Tensor, eps: float, dims: tuple[int, ...]) -> torch.Tensor:
+    """Subtract the mean over ``dims`` in place; return ``1 / sqrt(var + eps)`` (InstanceNorm's scale).
+
+    Two passes (mean, then the mean square of the centred values): as accurate as the
+    channels-first kernel of ``nn.InstanceNorm2d`` (torch's channels-last batch-norm statistics
+    accumulate less accurately).
+    """
+    count = 1
+    for d in dims:
+        count *= y.shape[d]
+    y.sub_(y.sum(dim=dims, keepdim=True).div_(count))
+    return torch.rsqrt((y * y).sum(dim=dims, keepdim=True).div_(count).add_(eps))
+
+
+def _norm_lrelu_(y: torch.Tensor, eps: float) -> torch.Tensor:
+    """InstanceNorm (no affine) then LeakyReLU(0.2), in place on ``y`` (a fresh conv output)."""
+    return F.leaky_relu_(y.mul_(_center_(y, eps, (2, 3))), 0.2)
+
+
+_PACK_MAX = 1 << 22  # weights of at most 4M values (16 MB) are kept pre-packed
+# layer -> ((data pointer, version, input shape), packed weight); outside the modules, so that
+# copying or pickling a model never meets oneDNN's opaque tensors
+_PACKED: weakref.WeakKeyDictionary[nn.Conv2d, tuple[tuple[object, ...], torch.Tensor]] = weakref.WeakKeyDictionary()
+_ONE = [1, 1]
+
+
+def _prepacked(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor | None:
+    """oneDNN's packed copy of ``conv``'s 3x3 weight for inputs shaped like ``x``, or None.
+
+    Only for layers whose weight outweighs their input (deep levels), where re-packing the
+    weight on every call costs as much as the convolution itself. Cached per layer and re-made
+    when the weight's storage or version changes (``load_state_dict``, optimiser steps and any
+    in-place op on the parameter bump it; writes through ``weight.data`` do not, as for every
+    autograd version check) or when the input shape does.
+    """
+    w = conv.weight
+    if not _PACK_OPS or x.dtype != torch.float32 or not x[0].numel() <= w.numel() <= _PACK_MAX:
+        return None
+    key = (w.data_ptr(), w._version, tuple(x.shape))
+    cached = _PACKED.get(conv)
+    if cached is None or cached[0] != key:
+        packed = torch.ops.mkldnn._reorder_convolution_weight(w, _ONE, _ONE, _ONE, 1, list(x.shape))
+        cached = _PACKED[conv] = (key, packed)
+    return cached[1]
+
+
+def _conv3x3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    packed = _prepacked(conv, x)
+    if packed is None:
+        return F.conv2d(x, conv.weight, padding=1)
+    return torch.ops.mkldnn._convolution_pointwise(x, packed, None, _ONE, _ONE, _ONE, 1, "none", [], "")
+
+
+def _fast_block(x: torch.Tensor, block: ConvBlock) -> torch.Tensor:
+    layers = block.layers
+    x = _norm_lrelu_(_conv3x3(x, layers[0]), layers[1].eps)
+    return _norm_lrelu_(_conv3x3(x, layers[4]), layers[5].eps)
+
+
+def _fast_up(x: torch.Tensor, block: UpBlock) -> torch.Tensor:
+    """Transposed conv 2x2 / stride 2 as one matrix product, then InstanceNorm and LeakyReLU.
+
+    Output pixel ``(2i + a, 2j + b)`` depends on input pixel ``(i, j)`` only, so with ``x`` as
+    ``[N, H * W, Ci]`` the layer is ``x @ W`` with ``W`` reshaped ``[Ci, 2 * 2 * Co]``; the 2x2
+    interleave is one copy at the end (the statistics do not depend on the pixel order).
+    """
+    n, ci, h, w = x.shape
+    weight = block.layers[0].weight  # [Ci, Co, 2, 2]
+    co = weight.shape[1]
+    y = torch.matmul(x.permute(0, 2, 3, 1).reshape(n, h * w, ci), weight.permute(0, 2, 3, 1).reshape(ci, 4 * co))
+    flat = y.view(n, 4 * h * w, co)
+    F.leaky_relu_(flat.mul_(_center_(flat, block.layers[1].eps, (1,))), 0.2)
+    out = torch.empty((n, co, 2 * h, 2 * w), dtype=y.dtype, device=y.device, memory_format=_CL)
+    out.permute(0, 2, 3, 1).view(n, h, 2, w, 2, co).copy_(y.view(n, h, w, 2, 2, co).transpose(2, 3))
+    return out
+
+
+def _fast_forward(net: Unet, image: torch.Tensor) -> torch.Tensor:
+    """Inference-only U-Net pass: same layers and weights, fewer and cheaper memory passes.
+
+    Exact up to float32 rounding: activations are channels-last (oneDNN's convolutions are
+    markedly faster so, most of all for narrow layers), instance norms are computed in place,
+    and transposed convs are matrix products.
+    """
+    x = image.contiguous(memory_format=_CL)
+    skips: list[torch.Tensor] = []
+    for block in net.down_sample_layers:
+        x = _fast_block(x, block)
+        skips.append(x)
+        x = F.avg_pool2d(x, kernel_size=2, stride=2)
+    x = _fast_block(x, net.conv)
+    for up, block in zip(net.up_transpose_conv, net.up_conv):
+        x = torch.cat([_fast_up(x, up), skips.pop()], dim=1)
+        if isinstance(block, ConvBlock):
+            x = _fast_block(x, block)
+        else:  # last level: conv block, then the 1x1 output conv
+            x = block[1](_fast_block(x, block[0]))
+    return x.contiguous()
 
 
 class NormUnet(nn.Module):

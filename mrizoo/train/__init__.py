@@ -10,7 +10,7 @@ from mrizoo._lazy import lazy_attributes
 _EXPORTS: dict[str, str] = {
     # recipes
     **{name: "mrizoo.train.recipe" for name in (
-        "SyntheticData", "DataSource", "DataSpec", "MaskSpec", "LossSpec", "OptimizerSpec", "ScheduleSpec",
+        "SyntheticData", "DataSource", "DataSpec", "MaskSpec", "MaskAlternative", "LossSpec", "OptimizerSpec", "ScheduleSpec",
         "EarlyStoppingSpec", "CheckpointSpec", "TrainingRecipe", "RecipeInfo", "SSIMParams", "L1Params",
         "SSIML1Params", "RCGANParams", "DSMParams", "loss_params", "load_recipe", "list_recipes",
         "validate_recipe", "deep_merge", "METRIC_HIGHER_IS_BETTER",

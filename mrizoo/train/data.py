@@ -186,22 +186,27 @@ def draw_masks(masks: MaskSpec, shape: tuple[int, int], count: int, seed: int,
     """``count`` masks ``[count, H, W]`` (bool) for one training batch.
 
     With ``fresh_per_batch`` every slice gets a new mask drawn from ``seed`` (which the trainer
-    derives from the recipe seed and the batch number), the acceleration chosen at random among
-    ``masks.accelerations``; otherwise each slice keeps one fixed mask per file and slice.
+    derives from the recipe seed and the batch number), its family drawn by weight among the main
+    one and ``masks.mix`` and its acceleration among that family's; otherwise each slice keeps one fixed mask per file and slice.
     """
     from mrizoo.masks import create_mask
 
     gen = torch.Generator().manual_seed(int(seed))
+    families = (masks, *masks.mix)
+    weights = torch.tensor([float(f.weight) for f in families], dtype=torch.float64)
     out = []
     for j in range(count):
+        family = masks
         if masks.fresh_per_batch:
-            choice = int(torch.randint(len(masks.accelerations), (1,), generator=gen))
+            if masks.mix:  # drawn only with a mix, so single-family recipes keep their masks
+                family = families[int(torch.multinomial(weights, 1, generator=gen))]
+            choice = int(torch.randint(len(family.accelerations), (1,), generator=gen))
             mask_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
         else:
             key = (fnames[j] if fnames else "", slices[j] if slices is not None else j)
             mask_seed = derive_seed("mask", *key) & 0x7FFFFFFF
             choice = mask_seed % len(masks.accelerations)
-        made = create_mask(masks.type, shape, seed=mask_seed, **mask_params(masks, choice))
+        made = create_mask(family.type, shape, seed=mask_seed, **mask_params(family, choice))
         m = torch.as_tensor(made.mask).to(torch.bool)
         out.append(m.expand(shape) if m.ndim == 1 else m)
     return torch.stack(out)

@@ -420,6 +420,7 @@ def _train(spec: TrainingRecipe, info: RecipeInfo, options: TrainOptions, accele
     limit = total_steps if options.max_steps is None else min(total_steps, options.max_steps)
 
     task = make_task(model, spec, accelerator, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+    task.attach_validation(data.val)
     policy = EarlyStopping.from_spec(spec.early_stopping)
     state = TrainerState()
     ckpts = CheckpointManager(run_dir / "checkpoints", spec.checkpoint.keep,

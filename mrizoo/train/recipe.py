@@ -30,6 +30,7 @@ __all__ = [
     "DataSource",
     "DataSpec",
     "MaskSpec",
+    "MaskAlternative",
     "LossSpec",
     "OptimizerSpec",
     "ScheduleSpec",
@@ -41,6 +42,8 @@ __all__ = [
     "L1Params",
     "SSIML1Params",
     "RCGANParams",
+    "AdlerParams",
+    "OhayonParams",
     "DSMParams",
     "LOSS_PARAMS",
     "METRIC_HIGHER_IS_BETTER",
@@ -107,6 +110,24 @@ class MaskSpec:
     center_fractions: tuple[float, ...] = (0.08,)
     fresh_per_batch: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+    mix: tuple[MaskAlternative, ...] = ()
+
+
+@dataclass(frozen=True)
+class MaskAlternative:
+    """Another mask family drawn in training beside the main one (``masks.mix``).
+
+    With fresh masks per batch each slice draws its family with probability proportional to
+    ``weight`` (the main family's is ``masks.weight``), so one model learns the 1D and 2D patterns
+    users bring. Validation sets keep the main family.
+    """
+
+    type: str
+    accelerations: tuple[float, ...] = (4.0,)
+    center_fractions: tuple[float, ...] = (0.08,)
+    params: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
 
 
 # ----------------------------------------------------------------------------- loss
@@ -116,7 +137,7 @@ class MaskSpec:
 class LossSpec:
     """The training objective; ``params`` are checked against the loss's parameter class."""
 
-    name: Literal["ssim", "l1", "ssim_l1", "rcgan", "dsm"]
+    name: Literal["ssim", "l1", "ssim_l1", "rcgan", "adler", "ohayon", "dsm"]
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -146,27 +167,62 @@ class SSIML1Params:
 
 
 @dataclass(frozen=True)
-class RCGANParams:
-    """rcGAN (Bendel et al. 2023) generator/critic losses and the beta_SD auto-tune.
+class GANParams:
+    """What the three cGAN objectives of the rcGAN trainer share (critic, weights, validation).
 
-    ``beta_adv[i]`` applies while the 0-based epoch is ``<= beta_adv_milestones[i]``, the last
-    value after the last milestone. ``beta_sd`` multiplies the SD reward's nominal coefficient
-    ``sqrt(2 / (pi P (P+1)))``; with ``beta_sd_autotune`` it is updated after each validation from
-    the PSNR gain of the ``p_val``-sample average (step ``autotune_rate``). ``adv_reduction``:
-    ``mean`` of the critic over samples and items, or ``sum_batch`` (summed over items, as the
-    authors' code).
+    ``beta_adv[i]`` applies while the 0-based epoch (``beta_adv_unit: step``: the number of
+    optimizer steps done) is ``<= beta_adv_milestones[i]``, the last value after the last
+    milestone; steps let a run shorter than an epoch follow the paper's schedule (1e-2 for its
+    first 5%, 1e-4 to 23%, 1e-5 after). The critic is trained ``d_steps`` times per generator step
+    with a WGAN-GP penalty (``gp_weight``) and drift (``drift_weight``). Every validation draws
+    ``p_val`` samples and logs Prop. 3.3's ratio ``E_1 / E_P`` against ``2P/(P+1)``.
     """
 
     beta_adv: tuple[float, ...] = (1e-2, 1e-4, 1e-5)
     beta_adv_milestones: tuple[int, ...] = (4, 22)
+    beta_adv_unit: Literal["epoch", "step"] = "epoch"
     gp_weight: float = 10.0
     drift_weight: float = 1e-3
+    p_val: int = 8
+    d_steps: int = 1
+
+
+@dataclass(frozen=True)
+class RCGANParams(GANParams):
+    """rcGAN (Bendel et al. 2023): ``beta_adv L_adv + L1(mean of p_train samples) - beta_sd SD reward``.
+
+    ``beta_sd`` multiplies the SD reward's nominal coefficient ``sqrt(2 / (pi P (P+1)))``. With
+    ``beta_sd_autotune`` it follows Eq. 23 (``beta_sd += autotune_rate * gap``, the gap in dB
+    between ``2P/(P+1)`` and the measured ``E_1 / E_P`` of ``p_val`` samples), bounded to
+    ``[0, beta_sd_max]``: after each validation on the whole validation set (the paper, once per
+    epoch), or, with ``autotune_every`` set, every that many optimizer steps on a fixed batch of
+    ``autotune_slices`` validation slices (fixed masks and codes), so that a short run converges.
+    ``adv_reduction``: ``mean`` of the critic over samples and items, or ``sum_batch`` (summed
+    over items, as the authors' code).
+    """
+
     p_train: int = 2
     beta_sd: float = 1.0
     beta_sd_autotune: bool = True
-    p_val: int = 8
     autotune_rate: float = 0.02
-    d_steps: int = 1
+    autotune_every: int | None = None
+    autotune_slices: int = 4
+    beta_sd_max: float | None = None
+    adv_reduction: Literal["mean", "sum_batch"] = "mean"
+
+
+@dataclass(frozen=True)
+class AdlerParams(GANParams):
+    """Adler & Oektem's cGAN: a critic ``D(a, b, y)`` that tells (truth, sample) pairs from
+    (sample, sample) pairs; the generator loss is ``beta_adv L_adv^adler`` alone (Bendel et al.,
+    Eq. 5 and Sec. 4.2)."""
+
+
+@dataclass(frozen=True)
+class OhayonParams(GANParams):
+    """Ohayon et al.'s cGAN: ``beta_adv L_adv + ||x - mean of p_train samples||_2^2`` (their code: P = 8)."""
+
+    p_train: int = 8
     adv_reduction: Literal["mean", "sum_batch"] = "mean"
 
 
@@ -187,6 +243,8 @@ LOSS_PARAMS: dict[str, type] = {
     "l1": L1Params,
     "ssim_l1": SSIML1Params,
     "rcgan": RCGANParams,
+    "adler": AdlerParams,
+    "ohayon": OhayonParams,
     "dsm": DSMParams,
 }
 
@@ -197,6 +255,8 @@ _LOSS_ARCHS: dict[str, tuple[str, ...]] = {
     "l1": SUPERVISED_ARCHS,
     "ssim_l1": SUPERVISED_ARCHS,
     "rcgan": ("rcgan",),
+    "adler": ("rcgan",),
+    "ohayon": ("rcgan",),
     "dsm": ("ncsnv2",),
 }
 
@@ -346,21 +406,28 @@ def _check_data(c: _Check, data: DataSpec) -> None:
               got=data.num_workers)
 
 
-def _check_masks(c: _Check, m: MaskSpec) -> None:
+def _check_masks(c: _Check, m: MaskSpec | MaskAlternative, k: str = "masks") -> None:
     from mrizoo.masks import list_masks
 
     known = list_masks()
-    c.require(m.type in known, "masks.type", "unknown mask type", expected=f"one of {known}", got=repr(m.type))
-    c.require(len(m.accelerations) >= 1, "masks.accelerations", "at least one acceleration needed")
+    c.require(m.type in known, f"{k}.type", "unknown mask type", expected=f"one of {known}", got=repr(m.type))
+    c.require(len(m.accelerations) >= 1, f"{k}.accelerations", "at least one acceleration needed")
     for i, a in enumerate(m.accelerations):
-        c.require(a > 1, f"masks.accelerations[{i}]", "acceleration must exceed 1", expected="> 1", got=a)
+        c.require(a > 1, f"{k}.accelerations[{i}]", "acceleration must exceed 1", expected="> 1", got=a)
     for i, f in enumerate(m.center_fractions):
-        c.require(0 < f < 1, f"masks.center_fractions[{i}]", "centre fraction outside (0, 1)",
+        c.require(0 < f < 1, f"{k}.center_fractions[{i}]", "centre fraction outside (0, 1)",
                   expected="0 < value < 1", got=f)
     n = len(m.center_fractions)
-    c.require(n in (0, 1, len(m.accelerations)), "masks.center_fractions",
+    c.require(n in (0, 1, len(m.accelerations)), f"{k}.center_fractions",
               "one centre fraction, or one per acceleration",
               expected=f"1 or {len(m.accelerations)} values", got=n)
+    c.require(m.weight > 0, f"{k}.weight", "a mask family's weight must be positive", expected="> 0",
+              got=m.weight)
+    if isinstance(m, MaskSpec):
+        c.require(not m.mix or m.fresh_per_batch, f"{k}.mix", "a mix of mask families needs fresh masks",
+                  expected="fresh_per_batch: true", got=m.fresh_per_batch)
+        for i, alt in enumerate(m.mix):
+            _check_masks(c, alt, f"{k}.mix[{i}]")
 
 
 def _check_loss(c: _Check, loss: LossSpec, arch: str | None) -> None:
@@ -381,22 +448,33 @@ def _check_loss(c: _Check, loss: LossSpec, arch: str | None) -> None:
     if isinstance(p, SSIML1Params):
         c.require(p.ssim_weight >= 0 and p.l1_weight >= 0 and p.ssim_weight + p.l1_weight > 0, k,
                   "weights must be non-negative and not both zero", got=(p.ssim_weight, p.l1_weight))
-    if isinstance(p, RCGANParams):
+    if isinstance(p, GANParams):
         c.require(len(p.beta_adv) == len(p.beta_adv_milestones) + 1, f"{k}.beta_adv",
                   "one more value than milestones", expected=f"{len(p.beta_adv_milestones) + 1} values",
                   got=len(p.beta_adv))
         c.require(all(b >= 0 for b in p.beta_adv), f"{k}.beta_adv", "must not be negative", got=list(p.beta_adv))
         ms = list(p.beta_adv_milestones)
         c.require(ms == sorted(set(ms)) and all(m >= 0 for m in ms), f"{k}.beta_adv_milestones",
-                  "must be increasing non-negative epochs", got=ms)
+                  f"must be increasing non-negative {p.beta_adv_unit}s", got=ms)
         c.require(p.gp_weight >= 0, f"{k}.gp_weight", "must not be negative", got=p.gp_weight)
         c.require(p.drift_weight >= 0, f"{k}.drift_weight", "must not be negative", got=p.drift_weight)
-        c.require(p.p_train >= 2, f"{k}.p_train", "the SD reward needs at least 2 samples", expected=">= 2",
-                  got=p.p_train)
-        c.require(p.p_val >= 2, f"{k}.p_val", "the auto-tune needs at least 2 samples", expected=">= 2",
-                  got=p.p_val)
-        c.require(p.autotune_rate >= 0, f"{k}.autotune_rate", "must not be negative", got=p.autotune_rate)
+        c.require(p.p_val >= 2, f"{k}.p_val", "the error ratio of Prop. 3.3 needs at least 2 samples",
+                  expected=">= 2", got=p.p_val)
         c.require(p.d_steps >= 1, f"{k}.d_steps", "must be positive", expected=">= 1", got=p.d_steps)
+    if isinstance(p, (RCGANParams, OhayonParams)):
+        c.require(p.p_train >= 2, f"{k}.p_train", "needs at least 2 samples per item", expected=">= 2",
+                  got=p.p_train)
+    if isinstance(p, RCGANParams):
+        c.require(p.autotune_rate >= 0, f"{k}.autotune_rate", "must not be negative", got=p.autotune_rate)
+        c.require(p.beta_sd >= 0, f"{k}.beta_sd", "must not be negative", got=p.beta_sd)
+        if p.autotune_every is not None:
+            c.require(p.autotune_every >= 1, f"{k}.autotune_every", "must be positive (or null: at each "
+                      "validation)", expected=">= 1 steps", got=p.autotune_every)
+        c.require(p.autotune_slices >= 1, f"{k}.autotune_slices", "must be positive", expected=">= 1",
+                  got=p.autotune_slices)
+        if p.beta_sd_max is not None:
+            c.require(p.beta_sd_max >= p.beta_sd, f"{k}.beta_sd_max", "must not be below beta_sd",
+                      expected=f">= {p.beta_sd}", got=p.beta_sd_max)
     if isinstance(p, DSMParams):
         c.require(0 <= p.ema < 1, f"{k}.ema", "EMA decay outside [0, 1)", expected="0 <= ema < 1", got=p.ema)
 

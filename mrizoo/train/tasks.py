@@ -20,6 +20,7 @@ seeded by the trainer, so a resumed run repeats the uninterrupted one exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +30,9 @@ from torch import nn
 
 from mrizoo.data.slices import SampleBatch, center_crop
 from mrizoo.errors import InputError
-from mrizoo.models.rcgan import normalized_measurement, stack_coils
-from mrizoo.physics.coils import coil_compress, sense_combine
+from mrizoo.physics.coils import sense_combine
 from mrizoo.physics.fft import ifft2c
-from mrizoo.train.recipe import DSMParams, RCGANParams, TrainingRecipe, loss_params
+from mrizoo.train.recipe import DSMParams, GANParams, RCGANParams, TrainingRecipe, loss_params
 
 __all__ = [
     "Task",
@@ -91,6 +91,14 @@ def task_family(model: nn.Module) -> str:
 def needs_maps(family: str) -> bool:
     """Whether samples must carry ESPIRiT maps (MoDL's forward model, SENSE images for NCSNv2)."""
     return family in ("modl", "ncsnv2")
+
+
+def _move(batch: SampleBatch, device: torch.device) -> SampleBatch:
+    def move(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(device)
+
+    return dataclasses.replace(batch, kspace=move(batch.kspace), mask=move(batch.mask), target=move(batch.target),
+                               max_value=move(batch.max_value), maps=move(batch.maps))
 
 
 def _crop_to(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -157,6 +165,10 @@ class Task:
         """Hook after the in-distribution validation (e.g. rcGAN's beta_SD auto-tune); returns logs."""
         return {}
 
+    def attach_validation(self, dataset: Any) -> None:
+        """Hook once before training with the in-distribution validation set (e.g. a fixed batch
+        for rcGAN's step-wise beta_SD auto-tune)."""
+
     def checkpoint_objects(self) -> list[Any]:
         """Objects with ``state_dict``/``load_state_dict`` saved with every checkpoint."""
         return list(self.schedulers)
@@ -220,8 +232,27 @@ class SupervisedTask(Task):
 # ----------------------------------------------------------------------------------- rcGAN
 
 
+def _pair_critic(config: Any) -> nn.Module:
+    """Adler & Oektem's three-input critic: rcGAN's critic with its first conv widened to
+    ``cat(a, b, y)``; called as ``critic(a, cat(b, y))``."""
+    from mrizoo.models.rcgan import build_rcgan_discriminator
+
+    critic = build_rcgan_discriminator(config)
+    first = critic.initial_layers[0]
+    critic.initial_layers[0] = nn.Conv2d(3 * config.image_chans, first.out_channels, 3, padding=1)
+    return critic
+
+
 class RCGANTask(Task):
-    """rcGAN: a critic step, then a generator step with ``p_train`` samples per item."""
+    """rcGAN and the two cGANs it is compared with, one critic step then one generator step.
+
+    ``loss.name``: ``rcgan`` (L1 of the mean of ``p_train`` samples, SD reward, critic term),
+    ``ohayon`` (L2 of the mean of ``p_train`` samples, critic term) or ``adler`` (three-input
+    critic on (truth, sample) versus (sample, sample) pairs, no supervised term). Every
+    validation draws ``p_val`` samples and logs Prop. 3.3's ratio ``E_1 / E_P``, its ideal
+    ``2P/(P+1)`` and beta_SD (also into the validation metrics, so the training summary keeps
+    them); rcGAN's beta_SD is tuned from that ratio (see :class:`~mrizoo.train.recipe.RCGANParams`).
+    """
 
     family = "rcgan"
 
@@ -231,10 +262,11 @@ class RCGANTask(Task):
         from mrizoo.train.losses import BetaAdvSchedule, BetaSDTuner
 
         p = loss_params(recipe.loss)
-        assert isinstance(p, RCGANParams)
+        assert isinstance(p, GANParams)
         self.params = p
+        self.objective = recipe.loss.name
         self.config = model.config
-        critic = build_rcgan_discriminator(model.config)
+        critic = _pair_critic(model.config) if self.objective == "adler" else build_rcgan_discriminator(model.config)
         o = recipe.optimizer
         opt_g = _optimizer(model.parameters(), o, o.lr, o.betas)
         opt_d = _optimizer(critic.parameters(), o, o.d_lr or o.lr, o.d_betas or o.betas)
@@ -243,7 +275,15 @@ class RCGANTask(Task):
         self.gen, self.critic, self.opt_g, self.opt_d = accelerator.prepare(model, critic, opt_g, opt_d)
         self.optimizers = [self.opt_g, self.opt_d]
         self.beta_adv = BetaAdvSchedule(p.beta_adv, p.beta_adv_milestones)
-        self.tuner = BetaSDTuner(p.beta_sd, p.p_val, p.autotune_rate, p.beta_sd_autotune)
+        if isinstance(p, RCGANParams):
+            self.tuner = BetaSDTuner(p.beta_sd, p.p_val, p.autotune_rate, p.beta_sd_autotune,
+                                     max_beta=math.inf if p.beta_sd_max is None else p.beta_sd_max)
+            self.tune_every = p.autotune_every if p.beta_sd_autotune else None
+        else:  # no SD reward: the ratio is recorded, nothing is tuned
+            self.tuner = BetaSDTuner(0.0, p.p_val, 0.0, enabled=False)
+            self.tune_every = None
+        self._tune_set: list[tuple[SampleBatch, torch.Tensor | None]] = []
+        self._step_logs: dict[str, float] = {}
 
     @property
     def prepared(self) -> list[nn.Module]:
@@ -252,38 +292,56 @@ class RCGANTask(Task):
     def checkpoint_objects(self) -> list[Any]:
         return [*self.schedulers, self.tuner]
 
-    def _coils(self, kspace: torch.Tensor) -> torch.Tensor:
-        c = self.config.in_coils
-        if kspace.shape[1] > c:
-            return coil_compress(kspace, c)
-        if kspace.shape[1] < c:
-            raise InputError(f"the rcGAN takes {c} coils but the data has {kspace.shape[1]}",
-                             field="data", expected=f">= {c} coils", got=kspace.shape[1])
-        return kspace
+    # -- input ---------------------------------------------------------------------------
+    def _inputs(self, kspace: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(y, x, mask)``: the generator's conditioning and the target in its normalised domain.
 
+        ``kspace`` is fully sampled (any coil count); the model's own input preparation masks
+        and compresses it, exactly as at inference.
+        """
+        from mrizoo.models.rcgan import rcgan_input
+
+        inp = rcgan_input(self.config, kspace, mask, full=kspace)
+        assert inp.target is not None
+        return inp.y, inp.target, inp.mask
+
+    # -- training ------------------------------------------------------------------------
     def train_step(self, batch: SampleBatch, mask: torch.Tensor, *, epoch: int,
                    generator: torch.Generator) -> dict[str, float]:
+        from mrizoo.train.losses import (
+            adler_discriminator_loss,
+            adler_generator_loss,
+            ohayon_generator_loss,
+            rcgan_discriminator_loss,
+            rcgan_generator_loss,
+        )
+
         acc, p = self.accelerator, self.params
-        full = self._coils(batch.kspace)
-        b, _, h, w = full.shape
-        under = full * mask.unsqueeze(1)
-        y, mean, std = normalized_measurement(under)
-        x = (stack_coils(ifft2c(full)) - mean) / std
+        y, x, mask = self._inputs(batch.kspace, mask)
+        b, _, h, w = y.shape
         nz = self.config.noise_chans
         gen_module = acc.unwrap_model(self.gen)
         critic_module = acc.unwrap_model(self.critic)
+        adler = self.objective == "adler"
 
         def noise(n: int) -> torch.Tensor:
             return torch.randn(n, nz, h, w, generator=generator).to(y.device, y.dtype)
 
-        logs: dict[str, float] = {}
-        from mrizoo.train.losses import rcgan_discriminator_loss, rcgan_generator_loss
+        def pair_critic(module: Any) -> Any:
+            return lambda a, c, cond: module(a, torch.cat([c, cond], dim=1))
 
+        logs: dict[str, float] = {}
         for _ in range(p.d_steps):
             with torch.no_grad():
-                fake = gen_module(y, mask, noise(b))
-            d_loss, d_logs = rcgan_discriminator_loss(self.critic, x, fake, y, gp_weight=p.gp_weight,
-                                                      drift_weight=p.drift_weight, generator=generator)
+                fake = gen_module(y.repeat(2, 1, 1, 1), mask.repeat(2, 1, 1), noise(2 * b)) if adler \
+                    else gen_module(y, mask, noise(b))
+            if adler:
+                d_loss, d_logs = adler_discriminator_loss(pair_critic(self.critic), x, fake[:b], fake[b:], y,
+                                                          gp_weight=p.gp_weight, drift_weight=p.drift_weight,
+                                                          generator=generator)
+            else:
+                d_loss, d_logs = rcgan_discriminator_loss(self.critic, x, fake, y, gp_weight=p.gp_weight,
+                                                          drift_weight=p.drift_weight, generator=generator)
             acc.backward(d_loss)
             self._clip(self.critic)
             self.opt_d.step()
@@ -292,40 +350,113 @@ class RCGANTask(Task):
 
         critic_module.requires_grad_(False)
         try:
-            k = p.p_train
+            k = 2 if adler else p.p_train  # type: ignore[attr-defined]
             out = self.gen(y.repeat(k, 1, 1, 1), mask.repeat(k, 1, 1), noise(k * b))
             samples = out.view(k, b, *out.shape[1:]).transpose(0, 1)
-            g_loss, g_logs = rcgan_generator_loss(critic_module, samples, x, y, beta_adv=self.beta_adv(epoch),
-                                                  beta_sd=self.tuner.beta_sd, adv_reduction=p.adv_reduction)
+            beta_adv = self.beta_adv(self.tuner.steps if p.beta_adv_unit == "step" else epoch)
+            if adler:
+                g_loss, g_logs = adler_generator_loss(pair_critic(critic_module), samples[:, 0], samples[:, 1], x, y,
+                                                      beta_adv=beta_adv)
+            elif self.objective == "ohayon":
+                g_loss, g_logs = ohayon_generator_loss(critic_module, samples, x, y, beta_adv=beta_adv,
+                                                       adv_reduction=p.adv_reduction)  # type: ignore[attr-defined]
+            else:
+                g_loss, g_logs = rcgan_generator_loss(critic_module, samples, x, y, beta_adv=beta_adv,
+                                                      beta_sd=self.tuner.beta_sd,
+                                                      adv_reduction=p.adv_reduction)  # type: ignore[attr-defined]
             acc.backward(g_loss)
         finally:
             critic_module.requires_grad_(True)
         self._clip(self.gen)
         self.opt_g.step()
         self.opt_g.zero_grad(set_to_none=True)
-        logs.update(g_logs, loss=float(g_loss.detach()), beta_sd=self.tuner.beta_sd)
+        logs.update(g_logs, loss=float(g_loss.detach()), beta_sd=self.tuner.beta_sd, beta_adv=beta_adv)
+        self._step_logs = logs  # a tune after this step adds its ratio here (the trainer logs it)
         return logs
 
+    def after_optimizer_step(self) -> None:
+        super().after_optimizer_step()
+        if self.accelerator.optimizer_step_was_skipped:
+            return
+        self.tuner.steps += 1
+        if self.tune_every is not None and self._tune_set and self.tuner.steps % self.tune_every == 0:
+            ratio = self._tune_ratio()
+            self.tuner.update_from_ratio(ratio, tune_step=float(self.tuner.steps))
+            self._step_logs.update(tune_e1_over_ep=ratio)
+
+    # -- the fixed auto-tune batch -----------------------------------------------------------
+    def attach_validation(self, dataset: Any) -> None:
+        """Keep ``autotune_slices`` validation slices, spread over the set, for the step-wise tune."""
+        if self.tune_every is None:
+            return
+        from mrizoo.data.slices import collate_samples
+
+        n = min(self.params.autotune_slices, len(dataset))  # type: ignore[attr-defined]
+        picks = sorted({round(i * (len(dataset) - 1) / max(1, n - 1)) for i in range(n)})
+        groups: dict[int, list[int]] = {}
+        for i in picks:
+            groups.setdefault(int(dataset.examples[i][0]), []).append(i)
+        model = self.accelerator.unwrap_model(self.gen)
+        self._tune_set = []
+        for idx in groups.values():
+            batch = collate_samples([dataset[i] for i in idx])
+            batch = _move(batch, self.accelerator.device)
+            maps = batch.maps
+            if maps is None and self.config.coil_combine == "sense":
+                maps = model._maps(batch.kspace, None)  # once: ESPIRiT is slow next to the generator
+            self._tune_set.append((batch, maps))
+
+    @torch.no_grad()
+    def _tune_ratio(self) -> float:
+        """Prop. 3.3's ``E_1 / E_P`` of ``p_val`` samples on the fixed batch (eval mode, fixed codes)."""
+        from mrizoo.train.data import derive_seed
+
+        model = self.accelerator.unwrap_model(self.gen)
+        was_training = model.training
+        model.eval()
+        p = self.params.p_val
+        gen = torch.Generator().manual_seed(derive_seed(self.recipe.seed, "autotune"))
+        e1 = ep = 0.0
+        try:
+            for batch, maps in self._tune_set:
+                coil = model.sample_coil_images(batch.kspace, batch.mask, p, gen)
+                target = batch.target.float()
+                for i in range(p):
+                    one = _crop_to(model._combine(coil[i], batch.kspace, maps), batch.target).float()
+                    e1 += float(((one - target) ** 2).sum()) / p
+                mean = _crop_to(model._combine(coil.mean(0), batch.kspace, maps), batch.target).float()
+                ep += float(((mean - target) ** 2).sum())
+        finally:
+            model.train(was_training)
+        return e1 / ep if ep > 0 else math.inf
+
+    # -- validation ----------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, model: nn.Module, batch: SampleBatch, generator: torch.Generator) -> Prediction:
-        kspace = self._coils(batch.kspace)
-        maps = batch.maps if kspace.shape[1] == batch.kspace.shape[1] else None
-        coil = model.sample_coil_images(kspace, batch.mask, self.params.p_val, generator)
+        coil = model.sample_coil_images(batch.kspace, batch.mask, self.params.p_val, generator)
         # the model's own coil combination (SENSE with its ESPIRiT settings, or RSS)
-        mean = _crop_to(model._combine(coil.mean(0), kspace, maps), batch.target).float()
-        single = _crop_to(model._combine(coil[0], kspace, maps), batch.target).float()
+        mean = _crop_to(model._combine(coil.mean(0), batch.kspace, batch.maps), batch.target).float()
+        single = _crop_to(model._combine(coil[0], batch.kspace, batch.maps), batch.target).float()
         return Prediction(pred=mean.cpu(), extra={"single": single.cpu()})
 
     def val_keys(self) -> list[str]:
         return ["ssim", "psnr", "nmse", "psnr_single"]
 
     def after_validation(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Prop. 3.3's ratio from the PSNRs of one sample and of the ``p_val``-sample mean (one data
+        range, so ``E_1 / E_P = 10^((PSNR_P - PSNR_1) / 10)``); beta_SD updated when tuned per
+        validation. The values are added to ``metrics`` too (the training summary keeps them)."""
         psnr_1, psnr_p = metrics.get("psnr_single"), metrics.get("psnr")
-        if psnr_1 is None or psnr_p is None or not (math.isfinite(psnr_1) and math.isfinite(psnr_p)):
-            return {"beta_sd": self.tuner.beta_sd}
-        gap = self.tuner.gap(psnr_1, psnr_p)
-        beta = self.tuner.update(psnr_1, psnr_p)
-        return {"beta_sd": beta, "psnr_gain_gap": gap}
+        out: dict[str, float] = {"beta_sd": self.tuner.beta_sd, "e1_over_ep_ideal": self.tuner.ideal_ratio}
+        if psnr_1 is not None and psnr_p is not None and math.isfinite(psnr_1) and math.isfinite(psnr_p):
+            out["e1_over_ep"] = 10.0 ** ((psnr_p - psnr_1) / 10.0)
+            out["psnr_gain_gap"] = self.tuner.gap(psnr_1, psnr_p)
+            if self.tune_every is None and self.tuner.enabled:
+                out["beta_sd"] = self.tuner.update(psnr_1, psnr_p)
+        if self.tuner.history and "tune_step" in self.tuner.history[-1]:
+            out["tune_e1_over_ep"] = self.tuner.history[-1]["ratio"]
+        metrics.update(out)
+        return dict(out)
 
 
 # ----------------------------------------------------------------------------------- NCSNv2
