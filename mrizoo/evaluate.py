@@ -12,8 +12,11 @@ SSIM/PSNR of the mean of the first ``P`` samples (``ssim_p<P>``, ``psnr_p<P>``, 
 and, with an embedding, CFID over the whole test set; per test set, the calibration of the mean
 of ``P`` samples (:mod:`mrizoo.metrics.calibration`: variance/error ratio, 1- and 2-sigma
 coverage, Prop. 3.3 ratio, pooled over every pixel of the set; ``P`` is ``calibration_samples``,
-default the model's ``reconstruct_samples``, else 8). Results convert to
-:class:`~mrizoo.hub.evaluation.EvaluationResults` (one per model) for model cards.
+default the model's ``reconstruct_samples``, else 8). ``seconds_per_slice`` is the wall-clock time of
+each model's call per slice (with the ESPIRiT maps for models that use them; adaptation included for
+``+tta`` rows). Results convert to :class:`~mrizoo.hub.evaluation.EvaluationResults` (one per model)
+for model cards; a learned model's results also carry, in ``compared``, its adapted row and the
+classical baselines of the same run, and in ``adaptation`` the settings of that adaptation.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,11 +114,25 @@ class Evaluation:
     center_fraction: float | None
     samples: int | None
     weights: dict[str, dict[str, str]] = field(default_factory=dict)  # label -> model.weights_source
+    adaptation: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<label>+tta" -> settings
 
     def results(self, name: str) -> Any:
-        """The :class:`~mrizoo.hub.evaluation.EvaluationResults` of model ``name``."""
+        """The :class:`~mrizoo.hub.evaluation.EvaluationResults` of model ``name``; for a learned model
+        with ``compared`` = its ``+tta`` row and the methods without learned weights of this run."""
         from mrizoo import __version__
-        from mrizoo.hub.evaluation import DatasetResult, EvaluationResults
+        from mrizoo.hub.evaluation import EvaluationResults
+
+        compared: dict[str, Any] = {}
+        if (self.weights.get(name) or {}).get("kind") != "builtin" and not name.endswith("+tta"):
+            compared = {k: self._rows(k) for k in self.models
+                        if k == f"{name}+tta" or (self.weights.get(k) or {}).get("kind") == "builtin"}
+        sha = str((self.weights.get(name) or {}).get("sha256") or "") or None
+        return EvaluationResults(model=name, datasets=self._rows(name), mrizoo_version=__version__,
+                                 weights_sha256=sha, compared={k: v for k, v in compared.items() if v},
+                                 adaptation=dict(self.adaptation.get(f"{name}+tta", {})))
+
+    def _rows(self, name: str) -> tuple[Any, ...]:
+        from mrizoo.hub.evaluation import DatasetResult
 
         scores = self.models[name]
         rows = []
@@ -128,8 +146,7 @@ class Evaluation:
                 std={k: v for k, v in stds.items() if k in means}, center_fraction=self.center_fraction,
                 samples=self.samples if scores.is_posterior else None,
             ))
-        sha = str((self.weights.get(name) or {}).get("sha256") or "") or None
-        return EvaluationResults(model=name, datasets=tuple(rows), mrizoo_version=__version__, weights_sha256=sha)
+        return tuple(rows)
 
     def per_volume(self) -> list[dict[str, Any]]:
         """Flat per-volume records (model, dataset, file, slices, metrics...)."""
@@ -311,23 +328,28 @@ def evaluate_models(
             recon: dict[str, list[torch.Tensor]] = {k: [] for k in nets}
             post: dict[str, list[torch.Tensor]] = {k: [] for k in cfid_rows}
             zf_parts: list[torch.Tensor] = []
+            seconds: dict[str, float] = {}
             for start in range(0, len(items), batch_size):
                 batch = collate_samples(items[start : start + batch_size])
                 kspace, bmask = batch.kspace.to(dev), batch.mask.to(dev)
                 shape = tuple(batch.target.shape[-2:])
                 gt_parts.append(batch.target.double())
                 maps = None  # never the dataset's maps: those may come from the fully sampled k-space
+                maps_s = 0.0
                 if any(getattr(n, "needs_maps", False) for n in nets.values()):
                     from mrizoo.physics.espirit import espirit_maps
 
                     # the maps each such model would estimate itself, computed once per batch
+                    tick = _clock(dev)
                     maps = espirit_maps(kspace)
+                    maps_s = _clock(dev) - tick
                 if any_posterior and embedding is not None:
                     from mrizoo.classical import zero_filled
 
                     zf_parts.append(_fit(zero_filled(kspace, bmask), shape).double().cpu())
                 for label, net in nets.items():
                     own = maps if getattr(net, "needs_maps", False) else None  # others estimate their own
+                    tick = _clock(dev) - (maps_s if own is not None else 0.0)
                     with torch.no_grad():
                         if scores[label].is_posterior:
                             gen = torch.Generator(device=dev).manual_seed(generator_seed)
@@ -340,10 +362,12 @@ def evaluate_models(
                             recon[label].append(smp.mean(0))
                         else:
                             recon[label].append(_fit(net.reconstruct(kspace, bmask, own), shape).double().cpu())
+                    seconds[label] = seconds.get(label, 0.0) + _clock(dev) - tick
             gt = torch.cat(gt_parts)
             for label in nets:
                 pred = torch.cat(recon[label])
                 metrics = _image_metrics(gt, pred, masked=masked, matched=match_mean_std)
+                metrics["seconds_per_slice"] = seconds[label] / max(1, int(gt.shape[0]))
                 if label in post:
                     smp = torch.cat(post[label], dim=1)  # [n, S, H, W]
                     metrics["apsd"] = apsd(smp)
@@ -373,7 +397,17 @@ def evaluate_models(
                         torch.cat(emb_x), torch.cat(rows), torch.cat(emb_y))
     return Evaluation(models=scores, sets=list(datasets), mask=mask, acceleration=float(acceleration),
                       center_fraction=center_fraction, samples=samples if any_posterior else None,
-                      weights={k: dict(getattr(n, "weights_source", None) or {}) for k, n in nets.items()})
+                      weights={k: dict(getattr(n, "weights_source", None) or {}) for k, n in nets.items()},
+                      adaptation={k: {"config": asdict(n.config), "threads": torch.get_num_threads(),
+                                      "device": str(dev)}
+                                  for k, n in nets.items() if k.endswith("+tta") and hasattr(n, "config")})
+
+
+def _clock(dev: torch.device) -> float:
+    """Seconds on a monotonic clock, after the device has finished its queued work."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return time.perf_counter()
 
 
 def _calibration_p(net: nn.Module, requested: int | None, samples: int) -> int:
@@ -390,7 +424,7 @@ def _adapting(nets: dict[str, nn.Module], adapt: bool, steps: int | None) -> dic
     """``<label>+tta`` -> the model adapted per slice, for every model that can adapt (checked first)."""
     from dataclasses import replace
 
-    from mrizoo.models.adapt import AdaptConfig, AdaptingModel, family_of
+    from mrizoo.models.adapt import AdaptConfig, AdaptingModel, default_params, family_of
 
     if not adapt:
         raise InputError("adapt_steps needs adapt", field="adapt_steps", expected="adapt=True", got=steps)
@@ -398,10 +432,10 @@ def _adapting(nets: dict[str, nn.Module], adapt: bool, steps: int | None) -> dic
     out: dict[str, nn.Module] = {}
     for label, net in nets.items():
         try:
-            family_of(net)
+            family = family_of(net)
         except InputError:
             continue
-        out[f"{label}+tta"] = AdaptingModel(net, cfg)
+        out[f"{label}+tta"] = AdaptingModel(net, replace(cfg, params=cfg.params or default_params(family)))
     if not out:
         raise InputError("none of the models can adapt at test time", field="adapt",
                          expected="a learned VarNet, MoDL, U-Net, ViT or rcGAN", got=sorted(nets))
@@ -409,7 +443,8 @@ def _adapting(nets: dict[str, nn.Module], adapt: bool, steps: int | None) -> dic
 
 
 _TABLE_METRICS = ("ssim", "psnr", "nmse", "ssim_masked", "psnr_masked", "ssim_matched", "psnr_matched",
-                  "artifact", "apsd", "cfid", "var_error_ratio", "coverage_1sd", "coverage_2sd", "prop33_ratio")
+                  "artifact", "apsd", "cfid", "var_error_ratio", "coverage_1sd", "coverage_2sd", "prop33_ratio",
+                  "seconds_per_slice")
 
 
 def markdown_table(evaluation: Evaluation, metrics: Sequence[str] | None = None) -> str:
@@ -432,7 +467,8 @@ def markdown_table(evaluation: Evaluation, metrics: Sequence[str] | None = None)
                 if c not in means:
                     cells.append("")
                     continue
-                fmt = ".2f" if c.startswith("psnr") else ".4g" if c in ("nmse", "artifact", "cfid", "apsd") else ".4f"
+                fmt = ".2f" if c.startswith("psnr") else ".4g" if c in (
+                    "nmse", "artifact", "cfid", "apsd", "seconds_per_slice") else ".4f"
                 cell = format(means[c], fmt)
                 if c in stds and nvol > 1:
                     cell += " ± " + format(stds[c], fmt)

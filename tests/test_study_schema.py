@@ -127,3 +127,29 @@ def test_effective_robustness_residual_is_the_distance_to_p_best_line() -> None:
     verdict = next(v for v in judge(spec, _results(final, hist)) if v.name == "diverse_more_robust")
     assert verdict.supported is False and verdict.numbers["residual"] < 0
     assert copy.deepcopy(verdict.to_dict())["name"] == "diverse_more_robust"
+
+
+def test_overfitting_verdict_reads_trends_not_noise() -> None:
+    spec, _ = load_study(STUDIES / "distributional-overfitting.yaml")
+
+    def history(ood: list[float], idv: list[float]) -> list[dict[str, Any]]:
+        return [{"step": 10 * (i + 1), "epoch": float(i + 1), "val": {},
+                 "sets": {"T1_axial": {"ssim": a}, "T2_axial": {"ssim": b}}} for i, (a, b) in enumerate(zip(idv, ood))]
+    # (the view and anatomy findings have no scores in this history: they are not judged)
+
+    # OOD rises, then falls by 0.05 while ID keeps rising: overfitting, and the OOD-aware pick is better
+    ood = [0.5, 0.6, 0.7, 0.72, 0.70, 0.68, 0.67, 0.66, 0.66, 0.65]
+    idv = [0.5, 0.6, 0.7, 0.75, 0.78, 0.80, 0.81, 0.815, 0.82, 0.823]
+    final = {"long": {s: {"ssim": 0.7} for s in spec.evaluation.sets}}
+    verdicts = {v.name: v for v in judge(spec, _results(final, {"long": history(ood, idv)}))}
+    assert verdicts["view_shift"].supported is None and verdicts["anatomy_shift"].supported is None
+    verdict = verdicts["contrast_shift"]
+    seed = verdict.numbers["seeds"][0]
+    assert seed["overfit"] and verdict.supported is True
+    assert seed["rules"]["ood"]["step"] == 40 and seed["rules"]["paper"]["step"] == 100
+    assert math.isclose(seed["ood_rule_gain"], 0.72 - 0.65, abs_tol=1e-9)
+    # the same OOD curve with an ID curve that falls too: no distributional overfitting
+    idv_down = [0.5, 0.6, 0.7, 0.75, 0.74, 0.73, 0.72, 0.71, 0.70, 0.69]
+    verdict = next(v for v in judge(spec, _results(final, {"long": history(ood, idv_down)}))
+                   if v.name == "contrast_shift")
+    assert verdict.numbers["seeds"][0]["overfit"] is False and verdict.supported is False

@@ -86,5 +86,11 @@ def test_study_folder_is_resumed_not_overwritten(stand_in_root: Path, tmp_path: 
     assert (again.trained, again.skipped) == (0, 1)
     assert weights.read_bytes() == before
     assert [v.summary for v in again.verdicts] == [v.summary for v in first.verdicts]
+    # a run without its completion record (interrupted) is resumed from its checkpoint, not retrained
+    (out / "runs" / "long-seed0" / "study_run.json").unlink()
+    resumed = run_study(path, StudyOptions(out=out, smoke=True, resume=True, data_root=stand_in_root))
+    assert (resumed.trained, resumed.skipped) == (1, 0)
+    assert weights.read_bytes() == before
+    assert [v.summary for v in resumed.verdicts] == [v.summary for v in first.verdicts]
     with pytest.raises(InputError, match="smoke"):
         run_study(path, StudyOptions(out=out, smoke=False, resume=True, data_root=stand_in_root))

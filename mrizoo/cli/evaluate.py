@@ -201,8 +201,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                   + (f", sha256 {sha}" if sha else ""))
     if args.out:
         out = Path(args.out)
+        # an adapted row "<model>+tta" is written inside <model>/results.json (its `compared` rows)
         files = {f"{label}/results.json": json.dumps(ev.results(label).to_dict(), indent=2, allow_nan=False) + "\n"
-                 for label in ev.models}
+                 for label in ev.models if not label.endswith("+tta")}
         files["table.md"] = table
         files["per_volume.json"] = json.dumps(ev.per_volume(), indent=1) + "\n"
         files["weights.json"] = json.dumps(ev.weights, indent=1, sort_keys=True) + "\n"

@@ -23,6 +23,7 @@ import yaml
 
 from mrizoo._dataclass_io import from_dict, to_dict
 from mrizoo.errors import InputError
+from mrizoo.hub.card_adaptation import section_adaptation
 from mrizoo.hub.card_calibration import CALIBRATION_KEYS, section_calibration
 from mrizoo.hub.evaluation import (
     POSTERIOR_METRICS,
@@ -751,6 +752,7 @@ def build_model_card(
         _section_training(entry, recipe_training, training_summary),
         _section_evaluation(entry, results),
         *filter(None, [section_calibration(results)]),
+        *filter(None, [section_adaptation(entry, results)]),
         _section_limits(entry),
     ]
     if checkpoint is not None:

@@ -126,6 +126,11 @@ class EvaluationResults:
     mrizoo_version: str | None = None
     weights_sha256: str | None = None
     notes: str = ""
+    compared: dict[str, tuple[DatasetResult, ...]] = field(default_factory=dict)
+    """Other methods scored on the same slices in the same run (label -> results): the model adapted at
+    test time (``<model>+tta``) and the classical baselines; what the card's adaptation section shows."""
+    adaptation: dict[str, Any] = field(default_factory=dict)
+    """How ``<model>+tta`` was adapted: ``config`` (the ``AdaptConfig`` fields), ``threads``, ``device``."""
 
     def __post_init__(self) -> None:
         try:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mrizoo.study.findings import Verdict, arm_final, arm_points
+from mrizoo.study.findings import Verdict, arm_final, arm_points, running_mean
 from mrizoo.study.schema import OWN_VAL, FigureSpec, StudySpec
 
 __all__ = ["draw_figures"]
@@ -157,9 +157,16 @@ def _curves(spec: StudySpec, f: FigureSpec, results: dict[str, Any], verdicts: l
     for ax, arm in zip(axes[0], arms):
         ex, ey = _mean_curve(results, arm, x_sets, f.metric)
         ox, oy = _mean_curve(results, arm, f.y, f.metric)
-        ax.plot(ex, ey, "o-", ms=3, color="C0", label=f"in-distribution ({', '.join(x_sets)})")
+        window = max([fs.smooth for fs in spec.findings.values() if fs.kind == "distributional_overfitting"
+                      and fs.arm == arm and tuple(fs.y) == tuple(f.y)] or [1])
         ax2 = ax.twinx()
-        ax2.plot(ox, oy, "s-", ms=3, color="C3", label=f"out-of-distribution ({', '.join(f.y)})")
+        if window > 1:
+            ax.plot(ex, ey, "o-", ms=2, lw=0.8, color="C0", alpha=0.35)
+            ax2.plot(ox, oy, "s-", ms=2, lw=0.8, color="C3", alpha=0.35)
+            ey, oy = running_mean(ey, window), running_mean(oy, window)
+        suffix = f", running mean of {window}" if window > 1 else ""
+        ax.plot(ex, ey, "o-", ms=3, color="C0", label=f"in-distribution ({', '.join(x_sets)}{suffix})")
+        ax2.plot(ox, oy, "s-", ms=3, color="C3", label=f"out-of-distribution ({', '.join(f.y)}{suffix})")
         ax.set_xlabel("training epoch")
         ax.set_ylabel(f"ID {f.metric.upper()}", color="C0")
         ax2.set_ylabel(f"OOD {f.metric.upper()}", color="C3")

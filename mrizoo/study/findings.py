@@ -6,8 +6,9 @@
   metric; a line is fitted to P_best's models (every validation during training and the final
   model, all seeds: OOD against ID on P_best's set); is the diverse model more than ``margin``
   above that line at its own ID performance?
-- ``distributional_overfitting`` (Figure 8): on the arm's validations, does the OOD metric peak and
-  end at least ``tolerance`` below the peak while ID still improves after the peak; and which
+- ``distributional_overfitting`` (Figure 8): on the arm's validations (running means over ``smooth``),
+  does the OOD metric peak and end at least ``tolerance`` below the peak while ID ends higher than at
+  the OOD peak; and which
   validation do the paper's ID-only rule and the OOD-aware rule (both replayed with
   :class:`mrizoo.train.early_stopping.EarlyStopping`, as the trainer applies them) select?
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from mrizoo.study.schema import OWN_VAL, FindingSpec, StudySpec
 
-__all__ = ["Verdict", "judge", "arm_final", "arm_points", "replay_rules", "set_value"]
+__all__ = ["Verdict", "judge", "arm_final", "arm_points", "replay_rules", "running_mean", "set_value"]
 
 
 @dataclass
@@ -130,6 +131,7 @@ def _joint_vs_separate(name: str, f: FindingSpec, results: dict[str, Any]) -> Ve
     joint = [str(f.joint), *f.also]
     header = ["set", "separate arm", f"separate {m}"] + [f"{a} {m}" for a in joint] + [f"{a} - separate" for a in joint]
     rows, worst, ok = [], math.inf, True
+    per_arm: dict[str, tuple[float, str]] = {}
     for s, sep in f.separate.items():
         sm, ss, sn = arm_final(results, sep, [s], m)
         cells, diffs = [], []
@@ -137,6 +139,8 @@ def _joint_vs_separate(name: str, f: FindingSpec, results: dict[str, Any]) -> Ve
             am, as_, an = arm_final(results, a, [s], m)
             cells.append(_pm(am, as_, an, m))
             diffs.append(am - sm)
+            if a not in per_arm or not am - sm >= per_arm[a][0]:
+                per_arm[a] = (am - sm, s)
         rows.append([s, sep, _pm(sm, ss, sn, m), *cells, *[_signed(d, m) for d in diffs]])
         for d in diffs:
             if not math.isfinite(d):
@@ -145,10 +149,10 @@ def _joint_vs_separate(name: str, f: FindingSpec, results: dict[str, Any]) -> Ve
     if not math.isfinite(worst):
         return Verdict(name, f.kind, f.claim, None, "cannot be judged: a score is missing", header, rows)
     supported = ok and worst >= -tol
-    summary = (f"the joint model{'s' if len(joint) > 1 else ''} ({', '.join(joint)}) "
-               f"{'are' if len(joint) > 1 else 'is'} at worst {_signed(worst, m)} {m.upper()} from the separate "
-               f"model on its own set (tolerance {tol:g}): "
-               + ("as good as the separate models" if supported else "worse than a separate model by more than the tolerance")
+    each = "; ".join(f"{a} {_signed(d, m)} (on {s})" for a, (d, s) in per_arm.items())
+    summary = (f"worst difference to the separate model on its own set, {m.upper()}: {each} (tolerance {tol:g}): "
+               + ("the joint models are as good as the separate ones" if supported
+                  else "a joint model is worse than a separate one by more than the tolerance")
                + _caveat(results, [*joint, *f.separate.values()], m))
     return Verdict(name, f.kind, f.claim, supported, summary, header, rows, {"worst_difference": worst, "tolerance": tol})
 
@@ -184,9 +188,9 @@ def _effective_robustness(name: str, f: FindingSpec, results: dict[str, Any]) ->
         rows.append([f"{arm} ({role})", _pm(*xm, m), _pm(*ym, m), _signed(res, m)])
         return res
 
-    for _, a in ranking:
-        row(a, "P_best" if a == best else "candidate")
+    others = {a: row(a, "P_best" if a == best else "candidate") for _, a in ranking}
     residual = row(str(f.diverse), "diverse P")
+    higher = [f"{a} ({_signed(r, m)})" for a, r in others.items() if a != best and math.isfinite(r) and r >= residual]
     gap = row(f.reference, "P and Q") if f.reference else math.nan
     if fit is None:
         return Verdict(name, f.kind, f.claim, None, f"cannot be judged: P_best ({best}) has fewer than two distinct "
@@ -199,8 +203,11 @@ def _effective_robustness(name: str, f: FindingSpec, results: dict[str, Any]) ->
                f"({f.diverse}) lies {_signed(residual, m)} {m.upper()} "
                f"{'above' if residual >= 0 else 'below'} P_best's line at its ID {m.upper()} {_fmt(dx, m)}"
                + ("" if inside else " (outside the ID range of P_best's points: the line is extrapolated)")
-               + f" (margin {f.margin:g})"
+               + f" (margin {f.margin:g}); in absolute terms its OOD {m.upper()} is "
+               + f"{_signed(arm_final(results, str(f.diverse), y, m)[0] - ranking[0][0], m)} against P_best's"
                + (f"; the model trained on P and Q ({f.reference}) lies {_signed(gap, m)}" if f.reference else "")
+               + (f"; single-distribution models lie as high or higher above the line: {', '.join(higher)}, so the "
+                  "distance is not specific to diversity" if higher else "")
                + _caveat(results, [best, str(f.diverse)], m))
     return Verdict(name, f.kind, f.claim, supported, summary, header, rows,
                    {"p_best": best, "slope": fit[0], "intercept": fit[1], "residual": residual, "reference_residual": gap,
@@ -229,28 +236,38 @@ def replay_rules(history: list[dict[str, Any]], f: FindingSpec) -> dict[str, dic
     return out
 
 
+def running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean over the last ``window`` values at every position (fewer at the start)."""
+    c = np.cumsum(np.r_[0.0, values])
+    lo = np.maximum(np.arange(1, len(values) + 1) - window, 0)
+    return (c[1:] - c[lo]) / (np.arange(1, len(values) + 1) - lo)
+
+
 def _overfitting(name: str, f: FindingSpec, results: dict[str, Any]) -> Verdict:
-    m, tol = f.metric, f.tolerance
-    header = ["seed", f"OOD peak {m} (epoch)", f"OOD last {m}", f"ID at peak", "ID best after peak",
+    m, tol, w = f.metric, f.tolerance, f.smooth
+    sm = f" (running mean of {w})" if w > 1 else ""
+    header = ["seed", f"OOD peak {m}{sm} (epoch)", f"OOD last {m}{sm}", f"ID{sm} at the OOD peak", f"ID last{sm}",
               "paper rule: epoch, ID / OOD", "OOD-aware rule: epoch, ID / OOD"]
     rows, per_seed = [], []
     for r in _runs(results, str(f.arm)):
         h = r["history"]
         if len(h) < 2:
             continue
-        ood = np.array([_hist_value(v, f.y, m) for v in h])
-        idv = np.array([_hist_value(v, f.x, m) for v in h])
+        ood = running_mean(np.array([_hist_value(v, f.y, m) for v in h]), w)
+        idv = running_mean(np.array([_hist_value(v, f.x, m) for v in h]), w)
+        if not (np.isfinite(ood).any() and np.isfinite(idv[-1])):
+            continue
         p = int(np.nanargmax(ood))
         drop = float(ood[p] - ood[-1])
-        id_gain = float(np.nanmax(idv[p:]) - idv[p]) if p < len(h) - 1 else 0.0
+        id_gain = float(idv[-1] - idv[p])
         overfit = bool(p < len(h) - 1 and drop >= tol and id_gain > 0)
         rules = replay_rules(h, f)
         better = rules["ood"]["ood"] - rules["paper"]["ood"]
         per_seed.append({"seed": r["seed"], "peak_index": p, "peak_epoch": h[p]["epoch"], "peak": float(ood[p]),
                          "last": float(ood[-1]), "drop": drop, "id_gain_after_peak": id_gain, "overfit": overfit,
-                         "rules": rules, "ood_rule_gain": better})
+                         "rules": rules, "ood_rule_gain": better, "smooth": w})
         rows.append([str(r["seed"]), f"{_fmt(ood[p], m)} ({h[p]['epoch']:.1f})", _fmt(ood[-1], m), _fmt(idv[p], m),
-                     _fmt(float(np.nanmax(idv[p:])), m),
+                     _fmt(float(idv[-1]), m),
                      f"{rules['paper']['epoch']:.1f}: {_fmt(rules['paper']['id'], m)} / {_fmt(rules['paper']['ood'], m)}",
                      f"{rules['ood']['epoch']:.1f}: {_fmt(rules['ood']['id'], m)} / {_fmt(rules['ood']['ood'], m)}"])
     if not per_seed:
@@ -261,8 +278,8 @@ def _overfitting(name: str, f: FindingSpec, results: dict[str, Any]) -> Verdict:
     drop = float(np.mean([s["drop"] for s in per_seed]))
     gain = float(np.mean([s["id_gain_after_peak"] for s in per_seed]))
     ood_gain = float(np.mean([s["ood_rule_gain"] for s in per_seed]))
-    summary = (f"OOD {m.upper()} fell {_fmt(drop, m)} from its peak to the last validation while ID gained "
-               f"{_fmt(gain, m)} after the peak (tolerance {tol:g}): "
+    summary = (f"OOD {m.upper()}{sm} fell {_fmt(drop, m)} from its peak to the last validation while ID{sm} changed by "
+               f"{_signed(gain, m)} from the OOD peak to the last validation (tolerance {tol:g}): "
                + ("distributional overfitting" if overfit else "no distributional overfitting by this test")
                + f"; the OOD-aware rule's selection is {_signed(ood_gain, m)} OOD {m.upper()} against the paper's "
                "ID-only rule" + (" (both select the same validation)" if same else ""))

@@ -146,7 +146,7 @@ def _remap(err: InputError, source: str, spec: StudySpec, arm: str) -> InputErro
 
 def plan_study(spec: StudySpec, info: StudyInfo, out: str | Path) -> StudyPlan:
     """Resolve and check every reference of the study and build the merged recipe of every run."""
-    from mrizoo.train.recipe import EarlyStoppingSpec, TrainingRecipe, deep_merge, validate_recipe
+    from mrizoo.train.recipe import TrainingRecipe, deep_merge, validate_recipe
 
     out = Path(out)
     res = _Resolver(spec, info, out)
@@ -191,7 +191,6 @@ def plan_study(spec: StudySpec, info: StudyInfo, out: str | Path) -> StudyPlan:
                 validate_recipe(recipe, info.path)
             except InputError as err:
                 raise _remap(err, info.path, spec, arm_name) from None
-            assert isinstance(recipe.early_stopping, EarlyStoppingSpec)
             text = (f"# recipe of arm {arm_name!r}, seed {seed}, of study {spec.name!r} ({info.path}); written by "
                     "`mrizoo study`\n" + yaml.safe_dump({"training": to_dict(recipe)}, sort_keys=False))
             rid = run_id(arm_name, int(seed))

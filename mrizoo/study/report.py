@@ -68,13 +68,13 @@ def write_report(spec: StudySpec, results: dict[str, Any], verdicts: list[Verdic
     if spec.description:
         lines += [spec.description.strip(), ""]
     lines += [
-        f"- Command: `{results['command']}`",
+        "- Invocations of this study folder (command, wall time, runs trained / reused, threads):",
+        *[f"  {i}. `{v['command']}`: {_minutes(v['wall_seconds'])}, {v['trained']} trained / {v['skipped']} reused "
+          f"({v['finished']}; {v['threads']})" for i, v in enumerate(results.get("invocations", []), 1)],
         f"- Training time of the {len(runs)} runs (each measured when it was trained): {_minutes(total)}",
-        f"- Wall time of this invocation: {_minutes(results['wall_seconds'])} ({results['trained']} runs trained, "
-        f"{results['skipped']} finished runs reused)",
-        f"- Threads: {results['threads']}",
         f"- Study file: `{results['file']}` (sha256 `{results['sha256'][:16]}...`); data root: `{results['data_root']}`",
-        f"- Evaluation sets: " + "; ".join(f"`{k}` = {v.get('pool') or v.get('folder')}" for k, v in results["set_refs"].items()),
+        "- Evaluation sets: " + "; ".join(f"`{k}` = `{v.pool or v.folder}`" for k, v in spec.evaluation.sets.items())
+        + " (every run is validated on each during training)",
         "",
         "## Scores of the selected models (`mrizoo evaluate`), mean over seeds",
         "",

@@ -160,15 +160,25 @@ def _run_state(run: RunPlan) -> str:
     return "new"
 
 
-def _train_run(run: RunPlan, root: Path, out: Path, options: StudyOptions) -> dict[str, Any]:
+def _barrier(options: StudyOptions) -> None:
+    """Wait for every process of a distributed launch (nothing to wait for on one process); the
+    process group is set up as the trainer sets it up (same device choice), so it is shared."""
+    from mrizoo.train.loop import is_distributed_launch
+
+    if is_distributed_launch():
+        import torch
+        from accelerate import PartialState
+
+        cpu = (not torch.cuda.is_available()) if options.cpu is None else options.cpu
+        PartialState(cpu=cpu).wait_for_everyone()
+
+
+def _train_run(run: RunPlan, state: str, root: Path, out: Path, options: StudyOptions) -> dict[str, Any]:
     from mrizoo.train.loop import TrainOptions, train
 
-    state = _run_state(run)
     if state == "done":
         _say(f"{run.run_dir.name}: finished earlier, skipped")
         return {**_read_json(run.run_dir / RUN_DONE), "skipped": True}
-    if _is_main():
-        _write(run.recipe_path, run.recipe_text)
     _say(f"{run.run_dir.name}: training" + (" (resumed)" if state == "partial" else ""))
     start = time.monotonic()
     result = train(str(run.recipe_path), TrainOptions(
@@ -277,20 +287,27 @@ def run_study(path: str | os.PathLike[str], options: StudyOptions | None = None)
     spec, info = load_study(path, smoke=options.smoke)
     out = Path(options.out) if options.out is not None else default_out(spec, options.smoke)
     plan = plan_study(spec, info, out)
-    _check_out(out, info, options)
-    root = _data_root(spec, info, options, out)
     main = _is_main()
+    _check_out(out, info, options)  # every process, before the main one writes study.json below
+    root = _data_root(spec, info, options, out)
+    # every process decides every run's state before any training (a launch's processes agree)
+    states = {run.run_dir.name: _run_state(run) for run in plan.runs}
+    _barrier(options)
     if main:
+        for run in plan.runs:
+            if states[run.run_dir.name] != "done":
+                _write(run.recipe_path, run.recipe_text)
         for name, text in plan.pool_files.items():
             _write(out / name, text)
         previous = _read_json(out / STUDY_NAME) or {}
-        _write(out / STUDY_NAME, json.dumps({
-            "name": spec.name, "study": info.path, "study_sha256": info.sha256, "smoke": info.smoke,
-            "data_root": str(root), "runs": [r.run_dir.name for r in plan.runs],
-            "sessions": previous.get("sessions", 0) + 1}, indent=1) + "\n")
+        meta = {"name": spec.name, "study": info.path, "study_sha256": info.sha256, "smoke": info.smoke,
+                "data_root": str(root), "runs": [r.run_dir.name for r in plan.runs],
+                "invocations": list(previous.get("invocations", []))}
+        _write(out / STUDY_NAME, json.dumps(meta, indent=1) + "\n")
+    _barrier(options)
     records, trained, skipped = {}, 0, 0
     for run in plan.runs:
-        rec = _train_run(run, root, out, options)
+        rec = _train_run(run, states[run.run_dir.name], root, out, options)
         records[run.run_dir.name] = rec
         skipped += int(rec.get("skipped", False))
         trained += int(not rec.get("skipped", False))
@@ -309,11 +326,15 @@ def run_study(path: str | os.PathLike[str], options: StudyOptions | None = None)
                 "steps", "epochs", "stopped_early", "stop_reason", "selected_step", "wall_seconds", "skipped")},
         })
     wall = time.monotonic() - started
+    command = options.command or f"mrizoo study {shlex.quote(str(path))}"
+    meta["invocations"].append({"command": command, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                                "wall_seconds": round(wall, 1), "trained": trained, "skipped": skipped,
+                                "threads": _threads()})
+    _write(out / STUDY_NAME, json.dumps(meta, indent=1) + "\n")
     results = {"study": spec.name, "description": spec.description, "file": info.path, "sha256": info.sha256,
                "smoke": info.smoke, "data_root": str(root), "sets": list(plan.set_refs),
                "set_refs": plan.set_refs, "metrics": list(spec.evaluation.metrics), "runs": runs,
-               "command": options.command or f"mrizoo study {shlex.quote(str(path))}",
-               "wall_seconds": wall, "threads": _threads(), "trained": trained, "skipped": skipped}
+               "command": command, "invocations": meta["invocations"], "wall_seconds": wall, "threads": _threads(), "trained": trained, "skipped": skipped}
     verdicts = judge(spec, results)
     results["verdicts"] = [v.to_dict() for v in verdicts]
     figures = draw_figures(spec, results, verdicts, out / "figures")

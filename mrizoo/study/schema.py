@@ -139,9 +139,10 @@ class FindingSpec:
     on P_best's set, fitted to P_best's validations and final models). ``reference`` (an arm
     trained on P and Q) is reported as the distribution-shift gap.
     ``distributional_overfitting``: the ``arm``'s OOD metric (``y`` sets) peaks and ends at least
-    ``tolerance`` below the peak while its ID metric (``x``, default ``val``) still improves after
-    the peak; the paper's ID-only rule and the OOD-aware rule are replayed on the validations and
-    the OOD-aware one must select a validation with a better OOD metric.
+    ``tolerance`` below the peak while its ID metric (``x``, default ``val``) ends higher than at the
+    OOD peak (both curves as running means over ``smooth`` validations, so that step-to-step noise
+    is not read as a trend); the paper's ID-only rule and the OOD-aware rule are replayed on the
+    raw validations and the OOD-aware one must select a validation with a better OOD metric.
     """
 
     kind: Literal["joint_vs_separate", "effective_robustness", "distributional_overfitting"]
@@ -158,6 +159,7 @@ class FindingSpec:
     arm: str | None = None
     x: tuple[str, ...] = (OWN_VAL,)
     y: tuple[str, ...] = ()
+    smooth: int = 3
     paper_rule: RuleSpec = field(default_factory=lambda: RuleSpec(patience=3, min_delta=1e-3))
     ood_rule: RuleSpec = field(default_factory=lambda: RuleSpec(patience=3, min_delta=1e-4))
 
@@ -267,9 +269,10 @@ def _check_finding(c: _Check, name: str, f: FindingSpec, arms: list[str], sets: 
         c.require(rule.patience >= 1, f"{k}.{rk}.patience", "must be positive", expected=">= 1", got=rule.patience)
         c.require(rule.min_delta >= 0, f"{k}.{rk}.min_delta", "must not be negative", expected=">= 0",
                   got=rule.min_delta)
+    c.require(f.smooth >= 1, f"{k}.smooth", "must be positive (1: no smoothing)", expected=">= 1", got=f.smooth)
     if f.kind == "joint_vs_separate":
-        c.require(f.joint is not None, f"{k}.joint", "names no arm", expected="the arm trained on P+Q")
-        _check_arms(c, k, [f.joint], arms)
+        c.require(f.joint in arms, f"{k}.joint", "not an arm", expected=f"the arm trained on P+Q, one of {arms}",
+                  got=repr(f.joint))
         _check_arms(c, f"{k}.also", f.also, arms)
         c.require(len(f.separate) >= 1, f"{k}.separate", "names no set", expected="set: arm trained on it")
         _check_sets(c, f"{k}.separate", tuple(f.separate), sets)

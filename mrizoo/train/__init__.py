@@ -12,13 +12,15 @@ _EXPORTS: dict[str, str] = {
     **{name: "mrizoo.train.recipe" for name in (
         "SyntheticData", "DataSource", "DataSpec", "MaskSpec", "MaskAlternative", "LossSpec", "OptimizerSpec", "ScheduleSpec",
         "EarlyStoppingSpec", "CheckpointSpec", "TrainingRecipe", "RecipeInfo", "SSIMParams", "L1Params",
-        "SSIML1Params", "RCGANParams", "DSMParams", "loss_params", "load_recipe", "list_recipes",
+        "SSIML1Params", "GANParams", "RCGANParams", "AdlerParams", "OhayonParams", "DSMParams", "loss_params", "load_recipe", "list_recipes",
         "validate_recipe", "deep_merge", "METRIC_HIGHER_IS_BETTER",
     )},
     # losses
     **{name: "mrizoo.train.losses" for name in (
         "SSIMLoss", "L1Loss", "SSIML1Loss", "build_image_loss", "ssim_map",
         "gradient_penalty", "rcgan_discriminator_loss", "rcgan_generator_loss", "sd_reward_coefficient",
+        "adler_discriminator_loss", "adler_generator_loss", "ohayon_generator_loss", "posterior_error_ratio",
+        "ideal_error_ratio",
         "BetaAdvSchedule", "BetaSDTuner", "ideal_psnr_gain", "dsm_loss", "sample_noise_levels", "EMA",
     )},
     # schedules

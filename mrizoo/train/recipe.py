@@ -41,6 +41,7 @@ __all__ = [
     "SSIMParams",
     "L1Params",
     "SSIML1Params",
+    "GANParams",
     "RCGANParams",
     "AdlerParams",
     "OhayonParams",

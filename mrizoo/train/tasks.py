@@ -5,8 +5,12 @@
   range of the target volume, L1, or both).
 - :class:`RCGANTask`: rcGAN (Bendel et al. 2023): one critic step (WGAN-GP + drift) and one
   generator step with ``p_train`` samples per item (L1 of their mean, SD reward, adversarial
-  term with the epoch's ``beta_adv``); ``beta_sd`` is auto-tuned after each validation from the
-  PSNR gain of the ``p_val``-sample average over a single sample.
+  term with the schedule's ``beta_adv``); ``beta_sd`` is auto-tuned from Prop. 3.3's error ratio
+  of ``p_val`` samples, after each validation or every few steps on a fixed validation batch.
+  The model's own input preparation (``rcgan_input``: SVD coil compression to its virtual coils)
+  turns each training slice into generator input and target, as at inference. The two cGAN
+  objectives rcGAN is compared with train the same generator: Adler & Oektem's three-input
+  critic (``loss: adler``) and Ohayon et al.'s L2 of the sample mean (``loss: ohayon``).
 - :class:`ScoreTask`: NCSNv2 denoising score matching on complex coil-combined (SENSE) images
   normalised by their 99th-percentile magnitude, with an EMA of the weights; the EMA weights
   are validated and published. Validation denoises at one noise level with Tweedie's formula
