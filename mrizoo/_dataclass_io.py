@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from pathlib import Path
 from typing import Any, TypeVar, Union
 
 from mrizoo.errors import InputError
@@ -114,18 +113,13 @@ def from_dict(cls: type[T], data: Any, *, source: str | None = None, prefix: str
 def read_yaml_section(path: Any, key: str, text: str | None = None) -> tuple[dict[str, Any], Any]:
     """Read a YAML file (or its ``text``) and return ``(document, document[key])``.
 
-    Unreadable files, invalid YAML and a missing ``key`` are ``InputError``s naming the file.
+    Read with :func:`mrizoo._yaml.read_yaml` (``1e-3`` is a float). Unreadable files, invalid YAML
+    and a missing ``key`` are ``InputError``s naming the file.
     """
-    import yaml
+    from mrizoo._yaml import read_yaml
 
     source = str(path)
-    try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~20x faster
-        doc = yaml.load(Path(path).read_text() if text is None else text, Loader=loader)
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", path=source) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError("file cannot be read", path=source, got=str(err)) from None
+    doc = read_yaml(path, text)
     if not isinstance(doc, dict) or key not in doc:
         raise InputError(f"no '{key}' mapping", path=source, field=key)
     return doc, doc[key]

@@ -367,16 +367,14 @@ def test_regeneration_is_all_or_nothing(tmp_path: Path) -> None:
     assert regenerate_cards(["unet-knee-r4"], cards_dir=tmp_path) == {"unet-knee-r4": False}
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch):
+def _cli():
     import mrizoo.cli as cli
 
-    monkeypatch.setattr(cli, "_COMMANDS", (*cli._COMMANDS, "push", "card"))
-    monkeypatch.setattr(cli, "_MODULES", {**cli._MODULES, "push": "publish", "card": "publish"})
     return cli.main
 
 
-def test_card_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    main = _cli(monkeypatch)
+def test_card_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    main = _cli()
     assert main(["card", "--all", "--check", "--cards-dir", str(CARDS)]) == 0
     out = tmp_path / "out"
     results = tmp_path / "r.json"

@@ -155,6 +155,8 @@ dataset:
 def test_a_valid_entry_file_loads(tmp_path):
     entry = read_dataset_file(tmp_path / "demo.yaml", GOOD)
     assert entry.views[0].geometry.slice_axis == "z" and entry.conversion.scale == 1e-3
+    # 1e-3 without a dot is a float too (YAML 1.2), as in every other file the package reads
+    assert read_dataset_file(tmp_path / "demo.yaml", GOOD.replace("scale: 1.0e-3", "scale: 1e-3")).conversion.scale == 1e-3
 
 
 @pytest.mark.parametrize(
@@ -163,7 +165,7 @@ def test_a_valid_entry_file_loads(tmp_path):
         ("slice_axis: z, drop_first: 2", "slice_axis: z, drop_frist: 2", "dataset.views[0].geometry"),
         ('slices: "40"', "slices: 40", "dataset.views[0].slices"),
         ("role: train", "role: training", "dataset.views[0].role"),
-        ("scale: 1.0e-3", "scale: 1e-3", "dataset.conversion.scale"),  # YAML 1.1 reads 1e-3 as text
+        ("scale: 1.0e-3", "scale: '1e-3'", "dataset.conversion.scale"),  # quoted: text, not a number
         ("tesla: 3", "tesla: -3", "dataset.field_strengths[0]"),
         ("slice_axis: z,", "slice_axis: q,", "dataset.views[0].geometry"),
         ("format: array, axes: xyzc", "format: array", "dataset.conversion"),

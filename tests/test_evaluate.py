@@ -159,11 +159,9 @@ def test_posterior_model_curves_apsd_cfid(data, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch):
+def cli():
     import mrizoo.cli as cli_module
 
-    if "evaluate" not in cli_module._COMMANDS:
-        monkeypatch.setattr(cli_module, "_COMMANDS", (*cli_module._COMMANDS, "evaluate"))
     return cli_module.main
 
 

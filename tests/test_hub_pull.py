@@ -388,11 +388,9 @@ def test_upstream_unet_checkpoint(env: Path, zoo: Registry) -> None:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch):
+def cli():
     import mrizoo.cli as cli_module
 
-    monkeypatch.setattr(cli_module, "_COMMANDS", (*cli_module._COMMANDS, "pull", "cache"))
-    monkeypatch.setattr(cli_module, "_MODULES", {**cli_module._MODULES, "cache": "pull"})
     return cli_module.main
 
 

@@ -98,6 +98,18 @@ def test_ssim_matches_scikit_image(real_pair) -> None:
         assert ours == pytest.approx(expected, abs=1e-10)
 
 
+def test_loss_ssim_map_is_the_metric_ssim_map(real_pair) -> None:
+    """The loss and the fastMRI metric share one SSIM map: per item, the same numbers to the last bit."""
+    from mrizoo.metrics import ssim_map as metric_ssim_map
+
+    out, tgt = real_pair
+    rng = tgt.flatten(1).amax(dim=1)
+    loss_map = ssim_map(out, tgt, rng)
+    for i in range(out.shape[0]):
+        metric_map = metric_ssim_map(tgt[i], out[i], float(rng[i]))  # [1, H', W'] (one slice)
+        assert torch.equal(loss_map[i], metric_map)
+
+
 def test_ssim_default_data_range_is_target_max(real_pair) -> None:
     out, tgt = real_pair
     explicit = SSIMLoss()(out, tgt, tgt.flatten(1).amax(dim=1))

@@ -106,7 +106,10 @@ ALL_ARGS = {
 
 
 def test_every_registered_mask_is_exercised() -> None:
-    assert set(ALL_ARGS) <= set(list_masks())
+    """A newly registered mask must get arguments in ALL_ARGS (and ALL_ARGS names only real masks)."""
+    registered = set(list_masks())
+    assert registered - set(ALL_ARGS) == set(), "registered masks no test exercises"
+    assert set(ALL_ARGS) - registered == set(), "ALL_ARGS names masks that are not registered"
 
 
 @pytest.mark.parametrize("name", sorted(ALL_ARGS))

@@ -406,12 +406,9 @@ def test_token_is_never_printed_or_put_in_errors(hub: FakeHub, run_dir: Path, tm
 # ----------------------------------------------------------------------------- command line
 
 
-def test_push_command(hub: FakeHub, run_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                      capsys: pytest.CaptureFixture) -> None:
+def test_push_command(hub: FakeHub, run_dir: Path, capsys: pytest.CaptureFixture) -> None:
     import mrizoo.cli as cli
 
-    monkeypatch.setattr(cli, "_COMMANDS", (*cli._COMMANDS, "push", "card"))
-    monkeypatch.setattr(cli, "_MODULES", {**cli._MODULES, "push": "publish", "card": "publish"})
     assert cli.main(["push", str(run_dir), "--repo-id", "org/cli", "--private", "--revision", "exp",
                      "--commit-message", "hello"]) == 0
     assert [(c["repo"], c["revision"], c["summary"]) for c in hub.commits] == [("org/cli", "exp", "hello")]

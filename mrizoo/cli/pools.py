@@ -75,15 +75,18 @@ def _dataset_arg(values: list[str]) -> Any:
 def _read_metadata(path: str | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     if path is None:
         return None, None
-    import yaml
+    from mrizoo._yaml import read_yaml
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh) if path.endswith(".json") else yaml.safe_load(fh)
-    except OSError as err:
-        raise InputError(f"cannot read ({err.strerror})", path=path) from None
-    except (ValueError, yaml.YAMLError) as err:
-        raise InputError(f"not valid YAML/JSON ({err})".replace("\n", " "), path=path) from None
+    if path.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except OSError as err:
+            raise InputError(f"cannot read ({err.strerror})", path=path) from None
+        except ValueError as err:
+            raise InputError(f"not valid JSON ({err})".replace("\n", " "), path=path) from None
+    else:
+        data = read_yaml(path)
     data = data or {}
     if not isinstance(data, dict) or set(data) - {"defaults", "volumes"}:
         raise InputError("expected a mapping with keys 'defaults' and/or 'volumes'", path=path,

@@ -18,6 +18,7 @@ from typing import Literal
 
 
 from mrizoo._dataclass_io import from_dict, read_yaml_section
+from mrizoo._registry import did_you_mean
 from mrizoo.data.converters.spec import ConversionSpec, ViewGeometry
 from mrizoo.errors import InputError
 
@@ -211,11 +212,7 @@ def get_dataset(name: str) -> DatasetEntry:
     catalog = load_catalog()
     if name in catalog:
         return catalog[name]
-    import difflib
-
-    close = difflib.get_close_matches(str(name), list(catalog), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise InputError(f"unknown dataset{hint}", field="dataset", expected=f"one of {list(catalog)}",
+    raise InputError(f"unknown dataset{did_you_mean(str(name), catalog)}", field="dataset", expected=f"one of {list(catalog)}",
                      got=repr(name))
 
 

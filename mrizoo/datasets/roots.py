@@ -22,8 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from mrizoo._yaml import read_yaml
 from mrizoo.datasets.catalog import get_dataset, list_datasets
 from mrizoo.errors import InputError
 
@@ -66,12 +65,7 @@ def read_data_config(path: str | os.PathLike[str] | None = None) -> dict[str, Pa
     path = Path(path) if path is not None else data_config_path()
     if not path.exists():
         return {}
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", path=path) from None
-    except OSError as err:
-        raise InputError("dataset config cannot be read", path=path, got=str(err)) from None
+    doc = read_yaml(path)
     if doc is None:
         return {}
     if not isinstance(doc, dict) or set(doc) - {"datasets"}:

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from mrizoo.errors import InputError, WeightsUnavailableError
-from mrizoo.hub.format import CONFIG_NAME, WEIGHTS_NAME, sha256_file
+from mrizoo.models.checkpoint import CONFIG_NAME, HF_HUB_PREFIX, WEIGHTS_NAME, sha256_file
 from mrizoo.hub.local_zoo import mrizoo_home
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "delete_cached_repos", "quarantine_root",
 ]
 
-HF_HUB_PREFIX = "hf-hub:"
 _REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 

@@ -7,8 +7,6 @@ the parameter names, and calls it.
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import inspect
 import numbers
 import os
@@ -19,6 +17,7 @@ from typing import Any, TypeVar, Union
 
 import torch
 
+from mrizoo._registry import Registry, did_you_mean
 from mrizoo.errors import InputError
 
 __all__ = [
@@ -59,7 +58,7 @@ class _Entry:
     params: tuple[str, ...] | None  # None: the function takes arbitrary keywords
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: Registry[_Entry] = Registry("mask")
 
 
 def _keyword_params(fn: Callable[..., Any]) -> tuple[str, ...] | None:
@@ -76,11 +75,7 @@ def register_mask(name: str, *, description: str = "") -> Callable[[MaskFn], Mas
         raise InputError("a mask name must be a non-empty string", field="name", got=repr(name))
 
     def decorator(fn: MaskFn) -> MaskFn:
-        if name in _REGISTRY:
-            raise InputError(
-                f"mask name {name!r} is already registered", field="name", expected="a new name"
-            )
-        _REGISTRY[name] = _Entry(fn=fn, description=description, params=_keyword_params(fn))
+        _REGISTRY.register(name, _Entry(fn=fn, description=description, params=_keyword_params(fn)))
         return fn
 
     return decorator
@@ -88,22 +83,11 @@ def register_mask(name: str, *, description: str = "") -> Callable[[MaskFn], Mas
 
 def list_masks(pattern: str = "*") -> list[str]:
     """Sorted names of the registered masks matching the ``fnmatch`` pattern."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
-
-
-def _did_you_mean(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=3, cutoff=0.5)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return _REGISTRY.names(pattern)
 
 
 def _entry(name: str) -> _Entry:
-    if name not in _REGISTRY:
-        raise InputError(
-            f"unknown mask {name!r}{_did_you_mean(str(name), list(_REGISTRY))}",
-            field="name",
-            expected=f"one of {', '.join(list_masks())}",
-        )
-    return _REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def mask_params(name: str) -> tuple[str, ...] | None:
@@ -163,7 +147,7 @@ def create_mask(
         for key in params:
             if key not in entry.params:
                 raise InputError(
-                    f"unknown parameter {key!r} for mask {name!r}{_did_you_mean(key, entry.params)}",
+                    f"unknown parameter {key!r} for mask {name!r}{did_you_mean(key, entry.params)}",
                     field=key,
                     expected=f"one of {', '.join(entry.params) or '(no parameters)'}",
                 )

@@ -23,7 +23,7 @@ from mrizoo.metrics.embeddings import (
     embed,
     vgg16_embedding,
 )
-from mrizoo.metrics.image import evaluate_volume, mse, nmse, psnr, ssim, ssim_map
+from mrizoo.metrics.image import evaluate_volume, local_ssim, mse, nmse, psnr, ssim, ssim_map
 from mrizoo.metrics.masked import mask_from_reference, masked_psnr, masked_ssim
 from mrizoo.metrics.normalize import evaluate_matched, match_mean_std
 from mrizoo.metrics.reference import Reference, reference_problem, slice_reference
@@ -42,6 +42,7 @@ from mrizoo.metrics.posterior import (
 __all__ = [
     "ssim",
     "ssim_map",
+    "local_ssim",
     "psnr",
     "nmse",
     "mse",

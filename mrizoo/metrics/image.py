@@ -25,7 +25,7 @@ import torch
 from mrizoo.errors import InputError
 from mrizoo.metrics._inputs import ArrayLike, data_range, volume_pair
 
-__all__ = ["ssim", "ssim_map", "psnr", "nmse", "mse", "evaluate_volume"]
+__all__ = ["ssim", "ssim_map", "local_ssim", "psnr", "nmse", "mse", "evaluate_volume"]
 
 K1 = 0.01
 K2 = 0.03
@@ -48,18 +48,31 @@ def _box_mean(x: torch.Tensor, win_size: int) -> torch.Tensor:
     return x.unfold(-1, win_size, 1).sum(-1).unfold(-2, win_size, 1).sum(-1) / (win_size * win_size)
 
 
-def _ssim_map_chunk(
-    gt: torch.Tensor, pred: torch.Tensor, drange: float, win_size: int, k1: float, k2: float
+def local_ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: torch.Tensor | float,
+    *,
+    win_size: int = WIN_SIZE,
+    k1: float = K1,
+    k2: float = K2,
 ) -> torch.Tensor:
-    stack = torch.stack([gt, pred, gt * gt, pred * pred, gt * pred], dim=1)
-    ux, uy, uxx, uyy, uxy = _box_mean(stack, win_size).unbind(dim=1)
+    """SSIM map ``[..., H - win_size + 1, W - win_size + 1]`` of two same-shape ``[..., H, W]`` tensors.
+
+    The one SSIM formula of the package (metrics and the training loss both use it): uniform
+    window, unbiased local (co)variances, no padding. It computes in the inputs' dtype and is
+    differentiable; ``data_range`` is a number or a tensor broadcastable to the map (e.g. one
+    value per item, ``[B, 1, 1, 1]``). Callers validate shapes and window size.
+    """
+    stack = torch.stack([x, y, x * x, y * y, x * y], dim=-3)
+    ux, uy, uxx, uyy, uxy = _box_mean(stack, win_size).unbind(dim=-3)
     n = win_size * win_size
     cov_norm = n / (n - 1.0)  # unbiased local (co)variances, as scikit-image's default
     vx = cov_norm * (uxx - ux * ux)
     vy = cov_norm * (uyy - uy * uy)
     vxy = cov_norm * (uxy - ux * uy)
-    c1 = (k1 * drange) ** 2
-    c2 = (k2 * drange) ** 2
+    c1 = (k1 * data_range) ** 2
+    c2 = (k2 * data_range) ** 2
     num = (2.0 * ux * uy + c1) * (2.0 * vxy + c2)
     den = (ux * ux + uy * uy + c1) * (vx + vy + c2)
     return num / den
@@ -76,9 +89,9 @@ def _ssim_map_tensors(
     pixels = gt.shape[-2] * gt.shape[-1]
     chunk = 1 if gt.device.type == "cpu" else max(1, (1 << 26) // pixels)
     if gt.shape[0] <= chunk:
-        return _ssim_map_chunk(gt, pred, drange, win_size, k1, k2)
+        return local_ssim(gt, pred, drange, win_size=win_size, k1=k1, k2=k2)
     parts = [
-        _ssim_map_chunk(gt[i : i + chunk], pred[i : i + chunk], drange, win_size, k1, k2)
+        local_ssim(gt[i : i + chunk], pred[i : i + chunk], drange, win_size=win_size, k1=k1, k2=k2)
         for i in range(0, gt.shape[0], chunk)
     ]
     return torch.cat(parts)

@@ -39,6 +39,7 @@ from torch import nn
 
 from mrizoo.errors import InputError
 from mrizoo.masks.sampling import check_measurements
+from mrizoo.models.checkpoint import HF_HUB_PREFIX, save_pretrained
 
 __all__ = ["ReconModel", "PosteriorSamples", "check_inputs"]
 
@@ -146,9 +147,7 @@ class ReconModel(nn.Module):
         return adapt(self, kspace, mask, maps, cfg, progress=progress)
 
     def save_pretrained(self, directory: str | os.PathLike[str], **kwargs: Any) -> Path:
-        """Write this zoo model as a checkpoint folder (see :func:`mrizoo.hub.format.save_pretrained`)."""
-        from mrizoo.hub.format import save_pretrained
-
+        """Write this zoo model as a checkpoint folder (see :func:`mrizoo.models.checkpoint.save_pretrained`)."""
         return save_pretrained(self, directory, **kwargs)
 
     @classmethod
@@ -160,7 +159,8 @@ class ReconModel(nn.Module):
 
         Pin ``revision`` (a commit sha) for Hub repos; it defaults to ``main``.
         """
-        from mrizoo.hub.download import HF_HUB_PREFIX
+        # the one upward import of the models layer: a zoo name or Hub repo is resolved by the zoo,
+        # which imports this module (a classmethod on the base class cannot avoid it)
         from mrizoo.zoo.factory import load
 
         spec = os.fspath(repo_or_dir)

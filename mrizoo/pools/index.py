@@ -191,14 +191,16 @@ class _Sidecar:
 
 
 def _read_sidecar(root: Path, rel: str) -> _Sidecar:
-    import yaml
+    from mrizoo._yaml import read_yaml
 
     path = root / rel
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        raise InputError(f"cannot read metadata sidecar ({err})".replace("\n", " "), path=path) from None
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read metadata sidecar ({err})".replace("\n", " "), path=path) from None
+    else:
+        data = read_yaml(path)
     data = data or {}
     if not isinstance(data, Mapping):
         raise InputError("a metadata sidecar holds a mapping", path=path, expected="keys dataset, defaults, volumes")

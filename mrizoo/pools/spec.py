@@ -287,7 +287,7 @@ def shipped_pool_path(name: str) -> Path:
 
 def load_pool(name_or_path: str | Path) -> PoolSpec:
     """Read a pool: a YAML file path, or the name of a shipped pool (see :func:`list_pools`)."""
-    import yaml
+    from mrizoo._yaml import read_yaml
 
     path = Path(name_or_path)
     if not path.is_file():
@@ -298,12 +298,7 @@ def load_pool(name_or_path: str | Path) -> PoolSpec:
         else:
             raise InputError("neither a pool file nor a shipped pool", field="pool",
                              expected=f"a .yaml path or one of {list_pools()}", got=repr(str(name_or_path)))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML ({err})".replace("\n", " "), path=path) from None
-    except OSError as err:
-        raise InputError(f"cannot read ({err.strerror})", path=path) from None
+    data = read_yaml(path)
     return pool_from_dict(data, source=str(path))
 
 

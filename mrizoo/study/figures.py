@@ -153,7 +153,7 @@ def _curves(spec: StudySpec, f: FigureSpec, results: dict[str, Any], verdicts: l
     plt = _plt()
     arms = _arms(spec, f)
     x_sets = f.x or (OWN_VAL,)
-    fig, axes = plt.subplots(1, len(arms), figsize=(5.2 * len(arms), 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(arms), figsize=(6.4 * len(arms), 4.8), squeeze=False)
     for ax, arm in zip(axes[0], arms):
         ex, ey = _mean_curve(results, arm, x_sets, f.metric)
         ox, oy = _mean_curve(results, arm, f.y, f.metric)
@@ -180,7 +180,8 @@ def _curves(spec: StudySpec, f: FigureSpec, results: dict[str, Any], verdicts: l
                 ax.axvline(rules[rule]["epoch"], color="k", ls=style, lw=1, label=f"{text} selects (seed {seeds[0]['seed']})")
         lines = ax.get_legend_handles_labels()
         lines2 = ax2.get_legend_handles_labels()
-        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="lower center")
+        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
         ax.set_title(f"{_label(spec, arm)}", fontsize=10)
     fig.suptitle(f.title or f"{spec.name}: {f.metric.upper()} during training", fontsize=11)
     fig.tight_layout()

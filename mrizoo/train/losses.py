@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mrizoo.errors import InputError
+from mrizoo.metrics.image import local_ssim
 
 __all__ = [
     "ssim_map",
@@ -85,7 +85,8 @@ def ssim_map(
     """Local SSIM ``[B, C, H - win + 1, W - win + 1]`` with a uniform window (fastMRI's definition).
 
     Images are ``[B, H, W]`` or ``[B, C, H, W]`` magnitudes; ``data_range`` is a number, one value
-    per item, or None for each target's maximum. Variances use the unbiased window estimate.
+    per item, or None for each target's maximum. The map itself is
+    :func:`mrizoo.metrics.image.local_ssim`, the one the metrics use.
     """
     x, y = _as_nchw(output, "output"), _as_nchw(target, "target")
     if x.shape != y.shape:
@@ -95,20 +96,7 @@ def ssim_map(
         raise InputError("image smaller than the SSIM window", field="output",
                          expected=f"H, W >= {win_size}", got=tuple(x.shape[-2:]))
     rng = _per_item(data_range, y, "data_range")
-    c1, c2 = (k1 * rng) ** 2, (k2 * rng) ** 2
-    n = win_size * win_size
-    unbias = n / (n - 1)
-
-    def mean(t: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(t, win_size, stride=1)
-
-    mx, my = mean(x), mean(y)
-    sxx = unbias * (mean(x * x) - mx * mx)
-    syy = unbias * (mean(y * y) - my * my)
-    sxy = unbias * (mean(x * y) - mx * my)
-    num = (2 * mx * my + c1) * (2 * sxy + c2)
-    den = (mx * mx + my * my + c1) * (sxx + syy + c2)
-    return num / den
+    return local_ssim(x, y, rng, win_size=win_size, k1=k1, k2=k2)
 
 
 class SSIMLoss(nn.Module):

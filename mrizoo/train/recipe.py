@@ -15,14 +15,13 @@ import copy
 import hashlib
 import importlib.resources
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from mrizoo._dataclass_io import from_dict
+from mrizoo._registry import suggestion_hint
+from mrizoo._yaml import read_yaml
 from mrizoo.errors import InputError
 
 __all__ = [
@@ -584,21 +583,6 @@ def validate_recipe(recipe: TrainingRecipe, source: str = "<recipe>", *, note: s
 # ----------------------------------------------------------------------------- loading
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML loader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 does."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``override`` merged into a copy of ``base``: mappings merge recursively, anything else replaces."""
     out = copy.deepcopy(base)
@@ -616,7 +600,7 @@ def list_recipes() -> list[str]:
     names = []
     for item in root.iterdir():
         if item.name.endswith(".yaml"):
-            doc = yaml.safe_load(item.read_text()) or {}
+            doc = read_yaml(str(item), item.read_text()) or {}
             if isinstance(doc, dict) and "training" in doc:
                 names.append(item.name.removesuffix(".yaml"))
     return sorted(names)
@@ -636,8 +620,7 @@ def _resolve(path_or_name: str | Path) -> tuple[str, bytes]:
 
         options = list_recipes()
         close = closest_names(text, options)
-        hint = f"; did you mean {', '.join(repr(s) for s in close)}?" if close else ""
-        raise InputError(f"unknown recipe {text!r}{hint}", field="recipe",
+        raise InputError(f"unknown recipe {text!r}{suggestion_hint(close)}", field="recipe",
                          expected=f"a recipe file path or one of {options}")
     return str(item), item.read_bytes()
 
@@ -647,10 +630,7 @@ def load_recipe(path_or_name: str | Path, *, smoke: bool = False) -> tuple[Train
     source, raw = _resolve(path_or_name)
     info = RecipeInfo(name=Path(source).name.rsplit(".", 1)[0], path=source,
                       sha256=hashlib.sha256(raw).hexdigest())
-    try:
-        doc = yaml.load(raw.decode("utf-8"), Loader=_Loader)  # noqa: S506 (safe loader)
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise InputError(f"not valid YAML: {err}", path=source) from None
+    doc = read_yaml(source, raw)
     if not isinstance(doc, dict) or "training" not in doc:
         raise InputError("no 'training' mapping (this file holds no training recipe)", path=source,
                          field="training")

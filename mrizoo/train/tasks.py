@@ -114,8 +114,6 @@ class Task:
     """Base class: one family's models, optimizers, schedulers and steps."""
 
     family = ""
-    #: whether validation data is undersampled by the recipe's masks (False: fully sampled)
-    undersampled_validation = True
 
     def __init__(self, model: nn.Module, recipe: TrainingRecipe, accelerator: Any, *, total_steps: int,
                  steps_per_epoch: int) -> None:
@@ -476,7 +474,6 @@ class ScoreTask(Task):
     """NCSNv2 denoising score matching with an EMA of the weights."""
 
     family = "ncsnv2"
-    undersampled_validation = False
 
     def __init__(self, model: nn.Module, recipe: TrainingRecipe, accelerator: Any, **kwargs: Any) -> None:
         super().__init__(model, recipe, accelerator, **kwargs)

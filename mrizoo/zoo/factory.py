@@ -10,6 +10,7 @@ from torch import nn
 
 from mrizoo.errors import WeightsUnavailableError
 from mrizoo.zoo.architectures import get_architecture
+from mrizoo.zoo.pretrained import from_pretrained
 from mrizoo.zoo.registry import REGISTRY
 
 __all__ = ["model_config", "create", "load", "WeightsUnavailableError"]
@@ -62,9 +63,9 @@ def load(
     local zoo and converted upstream checkpoints. Weights load from safetensors only, with
     strict key and shape checks, after their sha256 is checked against ``config.json``.
     ``model.weights_source`` says which weights were loaded (see
-    :func:`mrizoo.hub.format.describe_weights`).
+    :func:`mrizoo.models.checkpoint.describe_weights`).
     """
-    from mrizoo.hub.format import from_pretrained
+    # resolution still lives in the Hub package, which imports the zoo: imported here until it moves
     from mrizoo.hub.resolve import resolve_checkpoint
 
     resolved = resolve_checkpoint(name, revision=revision, prefer_local=prefer_local)
