@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from mrizoo._dataclass_io import from_dict, to_dict
+from mrizoo._yaml import parse_yaml, read_yaml
 from mrizoo.errors import InputError
 from mrizoo.hub.card_adaptation import section_adaptation
 from mrizoo.hub.card_calibration import CALIBRATION_KEYS, section_calibration
@@ -235,10 +236,7 @@ def recipe_training_section(recipe: str | None) -> dict[str, Any] | None:
     if not item.is_file():
         return None
     source = f"recipes/{recipe}.yaml"
-    try:
-        doc = yaml.safe_load(item.read_text())
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", path=source) from None
+    doc = read_yaml(source, item.read_text())
     section = (doc or {}).get("training") if isinstance(doc, dict) else None
     if section is not None and not isinstance(section, dict):
         raise InputError("the training section must be a mapping", path=source, field="training",
@@ -255,7 +253,7 @@ def shipped_entry_names() -> list[str]:
     for item in root.iterdir():
         if item.name.endswith(".yaml"):
             text = item.read_text()
-            if "entry" in (yaml.safe_load(text) or {}):
+            if "entry" in (parse_yaml(text) or {}):
                 names.append(read_entry_file(str(item), text).name)
     return sorted(names)
 
@@ -562,10 +560,11 @@ def _section_limits(entry: ModelEntry) -> str:
     t, w = entry.task, entry.weights
     items = ["Research use only. Not a medical device and not for clinical diagnosis or treatment decisions."]
     if "demo" in entry.tags:
-        items.append("**Demo quality.** A small model trained for under an hour on a two-core CPU on the demo mini-pool (one "
-                     "subject's template brain with simulated coils, phase and noise). It shows the workflow "
-                     "(load, reconstruct, sample, evaluate) offline; it is not a baseline for research results: "
-                     "use the models trained on the diverse pool for those.")
+        items.append("**Demo quality.** A small model trained for about an hour on a two-core CPU on the demo pool (a few "
+                     "template and real brains of installed packages, with simulated coils, phase and noise). It "
+                     "shows the workflow (load, reconstruct, sample, evaluate) offline; it is not a baseline for "
+                     "research results: on real scans it loses PSNR to L1-wavelet (see the evaluation), and the "
+                     "models trained on the diverse pool are the ones to use for research.")
     if w.kind != "builtin":
         seen = f"{t.anatomy} ({', '.join(t.contrasts)})" if t.contrasts else t.anatomy
         if t.anatomy == "mixed":

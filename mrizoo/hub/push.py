@@ -205,15 +205,12 @@ def _run_meta(run: Path | None) -> dict[str, Any]:
 
 def _run_recipe_training(run: Path | None) -> dict[str, Any] | None:
     """The ``training:`` mapping of the recipe copy a run folder keeps (None without one)."""
-    import yaml
+    from mrizoo._yaml import read_yaml
 
     path = None if run is None else run / RUN_RECIPE_NAME
     if path is None or not path.is_file():
         return None
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", path=path) from None
+    doc = read_yaml(path)
     section = doc.get("training") if isinstance(doc, dict) else None
     return section if isinstance(section, dict) else None
 

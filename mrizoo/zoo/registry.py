@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from mrizoo._dataclass_io import from_dict, read_yaml_section
+from mrizoo._yaml import parse_yaml
 from mrizoo.errors import InputError, MrizooError
 from mrizoo.zoo.entry import ModelEntry
 from mrizoo.zoo.names import closest_names, match_names
@@ -69,8 +69,7 @@ class Registry:
                 if item.name.endswith(".yaml"):
                     text = item.read_text()
                     # a top-level "entry:" line settles it without parsing the file twice
-                    if re.search(r"(?m)^entry\s*:", text) or "entry" in (
-                            yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}):
+                    if re.search(r"(?m)^entry\s*:", text) or "entry" in (parse_yaml(text) or {}):
                         self._add(read_entry_file(str(item), text), str(item))
             self._loaded = True
 
