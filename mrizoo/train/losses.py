@@ -205,6 +205,28 @@ def ideal_psnr_gain(p: int) -> float:
     return 10.0 * math.log10(2.0 * p / (p + 1))
 
 
+def _check_generator_inputs(samples: torch.Tensor, target: torch.Tensor, adv_reduction: str) -> None:
+    """``samples`` ``[B, P, *target.shape[1:]]`` and a known reduction of the critic term."""
+    if adv_reduction not in ("mean", "sum_batch"):
+        raise InputError("unknown reduction", field="adv_reduction", expected="mean or sum_batch",
+                         got=repr(adv_reduction))
+    if samples.ndim != target.ndim + 1 or samples.shape[0] != target.shape[0] or samples.shape[2:] != target.shape[1:]:
+        raise InputError("samples must be [B, P, *target.shape[1:]]", field="samples",
+                         expected=f"[{target.shape[0]}, P, {', '.join(map(str, target.shape[1:]))}]",
+                         got=tuple(samples.shape))
+
+
+def _critic_term(critic: Critic | None, samples: torch.Tensor, cond: torch.Tensor, beta_adv: float,
+                 adv_reduction: str) -> torch.Tensor:
+    """The generator's adversarial term ``-D(x_hat, y)`` over all samples (zero without a critic)."""
+    if critic is None or beta_adv == 0:
+        return samples.new_zeros(())
+    b, p = samples.shape[:2]
+    cond_rep = cond.unsqueeze(1).expand(b, p, *cond.shape[1:]).flatten(0, 1)
+    adv = -critic(samples.flatten(0, 1), cond_rep).reshape(b, -1).mean(dim=1)
+    return adv.sum() if adv_reduction == "sum_batch" else adv.mean()
+
+
 def rcgan_generator_loss(critic: Critic | None, samples: torch.Tensor, target: torch.Tensor, cond: torch.Tensor,
                          *, beta_adv: float, beta_sd: float,
                          adv_reduction: str = "mean") -> tuple[torch.Tensor, dict[str, float]]:
@@ -222,24 +244,13 @@ def rcgan_generator_loss(critic: Critic | None, samples: torch.Tensor, target: t
     under-spreads (P = 2: std 0.73 of the true one); ``beta_sd = 1/c4(P)`` recovers it, and the
     beta_SD auto-tune corrects it during training (tests/test_rcgan_toy.py measures both).
     """
-    if adv_reduction not in ("mean", "sum_batch"):
-        raise InputError("unknown reduction", field="adv_reduction", expected="mean or sum_batch",
-                         got=repr(adv_reduction))
-    if samples.ndim != target.ndim + 1 or samples.shape[0] != target.shape[0] or samples.shape[2:] != target.shape[1:]:
-        raise InputError("samples must be [B, P, *target.shape[1:]]", field="samples",
-                         expected=f"[{target.shape[0]}, P, {', '.join(map(str, target.shape[1:]))}]",
-                         got=tuple(samples.shape))
-    b, p = samples.shape[:2]
+    _check_generator_inputs(samples, target, adv_reduction)
+    p = samples.shape[1]
     l1 = (samples.mean(dim=1) - target).abs().mean()
     std = samples.std(dim=1, correction=1).mean()
     loss = l1 - beta_sd * sd_reward_coefficient(p) * std
-    adv = samples.new_zeros(())
-    if critic is not None and beta_adv != 0:
-        flat = samples.flatten(0, 1)
-        cond_rep = cond.unsqueeze(1).expand(b, p, *cond.shape[1:]).flatten(0, 1)
-        adv = -critic(flat, cond_rep).reshape(b, -1).mean(dim=1)
-        adv = adv.sum() if adv_reduction == "sum_batch" else adv.mean()
-        loss = loss + beta_adv * adv
+    adv = _critic_term(critic, samples, cond, beta_adv, adv_reduction)
+    loss = loss + beta_adv * adv
     return loss, {"g_adv": adv.item(), "g_l1": l1.item(), "g_std": std.item()}
 
 
@@ -332,23 +343,10 @@ def ohayon_generator_loss(critic: Critic | None, samples: torch.Tensor, target: 
     ``samples`` ``[B, P, C, H, W]`` (their code: P = 8). The critic term is rcGAN's
     (:func:`rcgan_generator_loss`); Prop. 3.2: the L2 term alone is minimised by zero spread.
     """
-    if adv_reduction not in ("mean", "sum_batch"):
-        raise InputError("unknown reduction", field="adv_reduction", expected="mean or sum_batch",
-                         got=repr(adv_reduction))
-    if samples.ndim != target.ndim + 1 or samples.shape[0] != target.shape[0] or samples.shape[2:] != target.shape[1:]:
-        raise InputError("samples must be [B, P, *target.shape[1:]]", field="samples",
-                         expected=f"[{target.shape[0]}, P, {', '.join(map(str, target.shape[1:]))}]",
-                         got=tuple(samples.shape))
-    b, p = samples.shape[:2]
+    _check_generator_inputs(samples, target, adv_reduction)
     l2 = ((samples.mean(dim=1) - target) ** 2).mean()
-    loss = l2
-    adv = samples.new_zeros(())
-    if critic is not None and beta_adv != 0:
-        flat = samples.flatten(0, 1)
-        cond_rep = cond.unsqueeze(1).expand(b, p, *cond.shape[1:]).flatten(0, 1)
-        adv = -critic(flat, cond_rep).reshape(b, -1).mean(dim=1)
-        adv = adv.sum() if adv_reduction == "sum_batch" else adv.mean()
-        loss = loss + beta_adv * adv
+    adv = _critic_term(critic, samples, cond, beta_adv, adv_reduction)
+    loss = l2 + beta_adv * adv
     with torch.no_grad():
         std = samples.std(dim=1, correction=1).mean()
     return loss, {"g_adv": float(adv.detach()), "g_l2": float(l2.detach()), "g_std": float(std)}
