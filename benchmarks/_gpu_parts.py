@@ -280,8 +280,9 @@ def part_training(p: Part) -> None:
     from accelerate import Accelerator
 
     from mrizoo.train.data import ShardedVolumeBatches, build_datasets, draw_masks, make_loader
-    from mrizoo.train.loop import _reset_accelerate_state, _to_device, build_model
+    from mrizoo.train.loop import _reset_accelerate_state, build_model
     from mrizoo.train.recipe import DataSource, SyntheticData, load_recipe
+    from mrizoo.train.task_base import to_device as _to_device
     from mrizoo.train.tasks import make_task
 
     s = p.sizes

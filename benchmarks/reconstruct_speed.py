@@ -85,9 +85,9 @@ def main() -> int:
 # stage -> (file suffix, function) whose cumulative time is that stage's
 _STAGES = {
     "read": ("mrizoo/data/fastmri_h5.py", "kspace"),
-    "mask": ("mrizoo/reconstruct.py", "_choose_mask"),
+    "mask": ("mrizoo/reconstruct_masks.py", "choose_mask"),
     "espirit": ("mrizoo/physics/espirit.py", "espirit_maps"),
-    "model": ("mrizoo/reconstruct.py", "_call"),
+    "model": ("mrizoo/reconstruct_runner.py", "_call"),
     "write": ("mrizoo/run_checks.py", "write_images"),
 }
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from _timing import ROOT  # noqa: F401  (puts the checkout on sys.path)
 
-from mrizoo.pools.index import SliceIndex, build_slice_index, holdout_split  # noqa: E402
+from mrizoo.pools import SliceIndex, build_slice_index, holdout_split  # noqa: E402
 from mrizoo.pools.sampling import apportion  # noqa: E402
 from mrizoo.pools.selection import select_pool  # noqa: E402
 from mrizoo.pools.spec import load_pool  # noqa: E402

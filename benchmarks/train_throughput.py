@@ -68,8 +68,9 @@ def worker(recipe: Path, result: Path, warmup: int, steps: int, threads: int) ->
     from accelerate.utils import set_seed
 
     from mrizoo.train.data import ShardedVolumeBatches, build_datasets, derive_seed, draw_masks, make_loader
-    from mrizoo.train.loop import _to_device, build_model
+    from mrizoo.train.loop import build_model
     from mrizoo.train.recipe import load_recipe
+    from mrizoo.train.task_base import to_device as _to_device
     from mrizoo.train.tasks import make_task, needs_maps, task_family
 
     torch.set_num_threads(threads)

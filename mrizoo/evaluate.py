@@ -14,7 +14,7 @@ of ``P`` samples (:mod:`mrizoo.metrics.calibration`: variance/error ratio, 1- an
 coverage, Prop. 3.3 ratio, pooled over every pixel of the set; ``P`` is ``calibration_samples``,
 default the model's ``reconstruct_samples``, else 8). ``seconds_per_slice`` is the wall-clock time of
 each model's call per slice (with the ESPIRiT maps for models that use them; adaptation included for
-``+tta`` rows). Results convert to :class:`~mrizoo.hub.evaluation.EvaluationResults` (one per model)
+``+tta`` rows). Results convert to :class:`~mrizoo.results.EvaluationResults` (one per model)
 for model cards; a learned model's results also carry, in ``compared``, its adapted row and the
 classical baselines of the same run, and in ``adaptation`` the settings of that adaptation.
 """
@@ -26,132 +26,41 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from mrizoo.classical import zero_filled
+from mrizoo.data.fastmri_h5 import FastMRIVolume
+from mrizoo.data.slices import SliceDataset, collate_samples
 from mrizoo.errors import InputError
+from mrizoo.evaluate_records import P_VALUES, EvalSet, Evaluation, ModelScores, VolumeScore
+from mrizoo.evaluate_report import markdown_table, robustness_plot
+from mrizoo.metrics import (
+    apsd,
+    artifact_score,
+    center_crop,
+    embed,
+    evaluate_matched,
+    masked_psnr,
+    masked_ssim,
+    metric_region,
+    score,
+)
+from mrizoo.metrics.calibration import calibration_stats
+from mrizoo.metrics.posterior import cfid
 from mrizoo.metrics.reference import Reference, reference_problem, slice_reference
+from mrizoo.models.adapt import AdaptConfig, AdaptingModel, default_params, family_of
+from mrizoo.physics.espirit import espirit_maps
+from mrizoo.zoo import load
 
 __all__ = [
     "P_VALUES", "EvalSet", "VolumeScore", "ModelScores", "Evaluation", "evaluate_models",
     "markdown_table", "robustness_plot", "model_label", "Reference", "reference_problem", "slice_reference", "check_references",
 ]
-
-P_VALUES = (1, 2, 4, 8, 16, 32)
-"""Numbers of averaged posterior samples of the P-curves (Bendel et al. 2023, Table 2)."""
-
-DataSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """A named test set: a folder / list of ``.h5`` volumes, or a callable taking
-    :class:`~mrizoo.data.SliceDataset` keyword arguments and returning such a dataset
-    (e.g. ``lambda **kw: selection.dataset("nyu", **kw)``)."""
-
-    name: str
-    source: DataSource
-    distribution: Literal["in", "out"] = "in"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise InputError("empty test-set name", field="name", expected="a non-empty name")
-        if self.distribution not in ("in", "out"):
-            raise InputError("distribution must be 'in' or 'out'", field="distribution",
-                             got=repr(self.distribution))
-
-
-@dataclass
-class VolumeScore:
-    """Metrics of one model on one volume."""
-
-    dataset: str
-    file: str
-    slices: int
-    metrics: dict[str, float]
-
-
-@dataclass
-class ModelScores:
-    """All volume scores of one model plus the set-level metrics (CFID)."""
-
-    name: str
-    is_posterior: bool
-    volumes: list[VolumeScore] = field(default_factory=list)
-    set_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    calibration: dict[str, Any] = field(default_factory=dict)
-    """Test set -> :class:`~mrizoo.metrics.calibration.Calibration` (posterior models)."""
-
-    def summary(self, dataset: str) -> tuple[dict[str, float], dict[str, float], int, int]:
-        """``(means, stds, volumes, slices)`` over the volumes of ``dataset``."""
-        vols = [v for v in self.volumes if v.dataset == dataset]
-        keys = sorted({k for v in vols for k in v.metrics})
-        means: dict[str, float] = {}
-        stds: dict[str, float] = {}
-        for k in keys:
-            vals = np.array([v.metrics[k] for v in vols if k in v.metrics], dtype=np.float64)
-            vals = vals[np.isfinite(vals)]
-            if vals.size:
-                means[k] = float(vals.mean())
-                stds[k] = float(vals.std())
-        means.update(self.set_metrics.get(dataset, {}))
-        return means, stds, len(vols), sum(v.slices for v in vols)
-
-
-@dataclass
-class Evaluation:
-    """What :func:`evaluate_models` returns: scores per model and the settings used."""
-
-    models: dict[str, ModelScores]
-    sets: list[EvalSet]
-    mask: str
-    acceleration: float
-    center_fraction: float | None
-    samples: int | None
-    weights: dict[str, dict[str, str]] = field(default_factory=dict)  # label -> model.weights_source
-    adaptation: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<label>+tta" -> settings
-
-    def results(self, name: str) -> Any:
-        """The :class:`~mrizoo.hub.evaluation.EvaluationResults` of model ``name``; for a learned model
-        with ``compared`` = its ``+tta`` row and the methods without learned weights of this run."""
-        from mrizoo import __version__
-        from mrizoo.hub.evaluation import EvaluationResults
-
-        compared: dict[str, Any] = {}
-        if (self.weights.get(name) or {}).get("kind") != "builtin" and not name.endswith("+tta"):
-            compared = {k: self._rows(k) for k in self.models
-                        if k == f"{name}+tta" or (self.weights.get(k) or {}).get("kind") == "builtin"}
-        sha = str((self.weights.get(name) or {}).get("sha256") or "") or None
-        return EvaluationResults(model=name, datasets=self._rows(name), mrizoo_version=__version__,
-                                 weights_sha256=sha, compared={k: v for k, v in compared.items() if v},
-                                 adaptation=dict(self.adaptation.get(f"{name}+tta", {})))
-
-    def _rows(self, name: str) -> tuple[Any, ...]:
-        from mrizoo.hub.evaluation import DatasetResult
-
-        scores = self.models[name]
-        rows = []
-        for s in self.sets:
-            means, stds, nvol, nsl = scores.summary(s.name)
-            if not nvol:
-                continue
-            rows.append(DatasetResult(
-                dataset=s.name, distribution=s.distribution, acceleration=float(self.acceleration),
-                mask=self.mask, volumes=nvol, slices=nsl, metrics=means,
-                std={k: v for k, v in stds.items() if k in means}, center_fraction=self.center_fraction,
-                samples=self.samples if scores.is_posterior else None,
-            ))
-        return tuple(rows)
-
-    def per_volume(self) -> list[dict[str, Any]]:
-        """Flat per-volume records (model, dataset, file, slices, metrics...)."""
-        return [{"model": m, "dataset": v.dataset, "file": v.file, "slices": v.slices, **v.metrics}
-                for m, sc in self.models.items() for v in sc.volumes]
 
 
 def check_references(ds: Any, target: str) -> None:
@@ -162,8 +71,6 @@ def check_references(ds: Any, target: str) -> None:
     declares its undersampling and stores a reference from the fully sampled data (``target`` names
     that stored image); otherwise :class:`InputError` says the file has no fully sampled reference.
     """
-    from mrizoo.data.fastmri_h5 import FastMRIVolume
-
     for info in getattr(ds, "volumes", ()):
         with FastMRIVolume(info.path) as vol:
             if target not in ("rss", "mvue") and target not in vol.target_keys:
@@ -192,8 +99,6 @@ def _slice_kwargs(mask: str, acceleration: float, center_fraction: float | None,
 
 
 def _dataset(s: EvalSet, kwargs: dict[str, Any]) -> Any:
-    from mrizoo.data.slices import SliceDataset
-
     if callable(s.source):
         return s.source(**kwargs)
     return SliceDataset(s.source, **kwargs)
@@ -208,15 +113,11 @@ def _volumes(ds: Any) -> list[list[int]]:
 
 def _fit(img: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """``img`` on the metric region of a target of size ``shape`` (see :func:`mrizoo.metrics.score`)."""
-    from mrizoo.metrics import center_crop, metric_region
-
     hw = metric_region(shape, tuple(img.shape[-2:]))
     return img if tuple(img.shape[-2:]) == hw else center_crop(img, hw)
 
 
 def _image_metrics(gt: torch.Tensor, pred: torch.Tensor, *, masked: bool, matched: bool) -> dict[str, float]:
-    from mrizoo.metrics import artifact_score, evaluate_matched, masked_psnr, masked_ssim, score
-
     gt = _fit(gt, tuple(pred.shape[-2:]))  # where the reconstruction is narrower (fastMRI)
     out = dict(score(gt, pred))
     out["artifact"] = artifact_score(gt, pred)
@@ -229,8 +130,6 @@ def _image_metrics(gt: torch.Tensor, pred: torch.Tensor, *, masked: bool, matche
 
 
 def _to_models(models: Mapping[str, nn.Module] | Sequence[str | nn.Module]) -> dict[str, nn.Module]:
-    from mrizoo.zoo.factory import load
-
     if isinstance(models, Mapping):
         return dict(models)
     out: dict[str, nn.Module] = {}
@@ -279,11 +178,6 @@ def evaluate_models(
     of the calibration metrics (at most ``samples``; default each model's ``reconstruct_samples``,
     else 8, capped at ``samples``).
     """
-    from mrizoo.data.slices import collate_samples
-    from mrizoo.metrics import apsd, embed, score
-    from mrizoo.metrics.calibration import calibration_stats
-    from mrizoo.metrics.posterior import cfid
-
     if not datasets:
         raise InputError("no test data", field="datasets", expected="at least one test set")
     names = [s.name for s in datasets]
@@ -337,15 +231,11 @@ def evaluate_models(
                 maps = None  # never the dataset's maps: those may come from the fully sampled k-space
                 maps_s = 0.0
                 if any(getattr(n, "needs_maps", False) for n in nets.values()):
-                    from mrizoo.physics.espirit import espirit_maps
-
                     # the maps each such model would estimate itself, computed once per batch
                     tick = _clock(dev)
                     maps = espirit_maps(kspace)
                     maps_s = _clock(dev) - tick
                 if any_posterior and embedding is not None:
-                    from mrizoo.classical import zero_filled
-
                     zf_parts.append(_fit(zero_filled(kspace, bmask), shape).double().cpu())
                 for label, net in nets.items():
                     own = maps if getattr(net, "needs_maps", False) else None  # others estimate their own
@@ -422,10 +312,6 @@ def _calibration_p(net: nn.Module, requested: int | None, samples: int) -> int:
 
 def _adapting(nets: dict[str, nn.Module], adapt: bool, steps: int | None) -> dict[str, nn.Module]:
     """``<label>+tta`` -> the model adapted per slice, for every model that can adapt (checked first)."""
-    from dataclasses import replace
-
-    from mrizoo.models.adapt import AdaptConfig, AdaptingModel, default_params, family_of
-
     if not adapt:
         raise InputError("adapt_steps needs adapt", field="adapt_steps", expected="adapt=True", got=steps)
     cfg = AdaptConfig() if steps is None else replace(AdaptConfig(), steps=steps)
@@ -439,84 +325,4 @@ def _adapting(nets: dict[str, nn.Module], adapt: bool, steps: int | None) -> dic
     if not out:
         raise InputError("none of the models can adapt at test time", field="adapt",
                          expected="a learned VarNet, MoDL, U-Net, ViT or rcGAN", got=sorted(nets))
-    return out
-
-
-_TABLE_METRICS = ("ssim", "psnr", "nmse", "ssim_masked", "psnr_masked", "ssim_matched", "psnr_matched",
-                  "artifact", "apsd", "cfid", "var_error_ratio", "coverage_1sd", "coverage_2sd", "prop33_ratio",
-                  "seconds_per_slice")
-
-
-def markdown_table(evaluation: Evaluation, metrics: Sequence[str] | None = None) -> str:
-    """One row per (model, test set): the mean of each metric over volumes (``±`` std)."""
-    present = {k for sc in evaluation.models.values() for v in sc.volumes for k in v.metrics}
-    present |= {k for sc in evaluation.models.values() for d in sc.set_metrics.values() for k in d}
-    cols = [m for m in (metrics or _TABLE_METRICS) if m in present]
-    p_cols = sorted((k for k in present if re.fullmatch(r"(ssim|psnr)_p\d+", k)),
-                    key=lambda k: (k.split("_")[0], int(k.split("_p")[1])))
-    cols += [c for c in p_cols if c not in cols] if metrics is None else []
-    lines = ["| model | dataset | dist | vols | " + " | ".join(cols) + " |",
-             "|" + "---|" * (4 + len(cols))]
-    for label, sc in evaluation.models.items():
-        for s in evaluation.sets:
-            means, stds, nvol, _ = sc.summary(s.name)
-            if not nvol:
-                continue
-            cells = []
-            for c in cols:
-                if c not in means:
-                    cells.append("")
-                    continue
-                fmt = ".2f" if c.startswith("psnr") else ".4g" if c in (
-                    "nmse", "artifact", "cfid", "apsd", "seconds_per_slice") else ".4f"
-                cell = format(means[c], fmt)
-                if c in stds and nvol > 1:
-                    cell += " ± " + format(stds[c], fmt)
-                cells.append(cell)
-            lines.append(f"| {label} | {s.name} | {s.distribution} | {nvol} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def robustness_plot(evaluation: Evaluation, path: str | os.PathLike[str], metric: str = "ssim") -> Path | None:
-    """Effective-robustness scatter (Lin & Heckel 2024, Fig. 4): mean OOD ``metric`` against mean
-    in-distribution ``metric``, one point per model, with ``y = x`` and a least-squares line.
-
-    Returns ``None`` (and writes nothing) when the evaluation lacks ID or OOD sets."""
-    ids = [s.name for s in evaluation.sets if s.distribution == "in"]
-    oods = [s.name for s in evaluation.sets if s.distribution == "out"]
-    if not ids or not oods:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    pts: list[tuple[str, float, float]] = []
-    for label, sc in evaluation.models.items():
-        xs = [sc.summary(n)[0].get(metric, math.nan) for n in ids]
-        ys = [sc.summary(n)[0].get(metric, math.nan) for n in oods]
-        pts.append((label, float(np.nanmean(xs)), float(np.nanmean(ys))))
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    x = np.array([p[1] for p in pts])
-    y = np.array([p[2] for p in pts])
-    ax.scatter(x, y, zorder=3)
-    for label, xi, yi in pts:
-        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    lo, hi = float(np.nanmin(np.r_[x, y])), float(np.nanmax(np.r_[x, y]))
-    pad = 0.05 * (hi - lo or 1.0)
-    grid = np.array([lo - pad, hi + pad])
-    ax.plot(grid, grid, "k--", lw=0.8, label="y = x")
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() >= 2 and np.ptp(x[ok]) > 0:
-        slope, icpt = np.polyfit(x[ok], y[ok], 1)
-        ax.plot(grid, slope * grid + icpt, "C1-", lw=1, label="linear fit")
-    ax.set_xlabel(f"in-distribution {metric.upper()} ({', '.join(ids)})")
-    ax.set_ylabel(f"out-of-distribution {metric.upper()} ({', '.join(oods)})")
-    ax.set_title(f"R = {evaluation.acceleration:g}, {evaluation.mask}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
     return out

@@ -13,10 +13,8 @@ output path and input is checked before the model runs, so a bad option never le
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-import math
 import os
 import re
 import warnings
@@ -28,19 +26,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from mrizoo._atomic import atomic_file
+from mrizoo import __version__
 from mrizoo.data.fastmri_h5 import FastMRIVolume
 from mrizoo.data.nifti import check_output_format, nifti_name, write_nifti
 from mrizoo.errors import InputError
-from mrizoo.masks import create_mask, mask_params, seed_from_name
+from mrizoo.models.adapt import AdaptConfig, family_of
+from mrizoo.models.checkpoint import describe_weights
+from mrizoo.reconstruct_figure import save_volume_figure
+from mrizoo.reconstruct_masks import choose_mask, outside_training
+from mrizoo.reconstruct_runner import SliceRunner, accepts, adapt_summary, model_name, model_task, needs_coils
 from mrizoo.run_checks import check_numbers, check_space, pick_device, preflight, write_images
+from mrizoo.zoo import load
 
 __all__ = ["ReconstructResult", "reconstruct_file", "reconstruct_path", "resolve_model", "default_output",
            "pick_device"]
 
 log = logging.getLogger("mrizoo.reconstruct")
-
-_TRAINED_TOLERANCE = 0.2  # relative gap between a measured and a trained acceleration still "inside"
 
 
 @dataclass
@@ -81,201 +82,13 @@ def resolve_model(model: str | os.PathLike[str] | nn.Module, device: torch.devic
     """A model in eval mode on ``device`` from a zoo name, ``hf-hub:`` spec, checkpoint folder or module."""
     if isinstance(model, nn.Module):
         return model.to(device).eval()
-    from mrizoo.zoo.factory import load
-
     return load(model, map_location=device).eval()
-
-
-def _model_name(model: nn.Module) -> str:
-    entry = getattr(model, "zoo_entry", None)
-    return str(getattr(entry, "name", None) or type(model).__name__)
-
-
-def _task(model: nn.Module) -> Any:
-    return getattr(getattr(model, "zoo_entry", None), "task", None)
-
-
-def _needs_coils(model: nn.Module) -> bool:
-    """Whether the model cannot take single-coil k-space (learned multi-coil models, SENSE-based methods)."""
-    if getattr(model, "needs_maps", False):
-        return True
-    entry = getattr(model, "zoo_entry", None)
-    task = _task(model)
-    builtin = getattr(getattr(entry, "weights", None), "kind", None) == "builtin"
-    return bool(task is not None and task.coils == "multi" and not builtin)
-
-
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-# ------------------------------------------------------------------------------ masks
-def _center_fraction_of(lines: torch.Tensor) -> float:
-    """Fraction of columns in the contiguous sampled run through the centre column."""
-    n = lines.numel()
-    cent = n // 2
-    if not bool(lines[cent]):
-        return 0.0
-    lo = cent
-    while lo > 0 and bool(lines[lo - 1]):
-        lo -= 1
-    hi = cent
-    while hi < n - 1 and bool(lines[hi + 1]):
-        hi += 1
-    return (hi - lo + 1) / n
-
-
-@dataclass
-class _MaskChoice:
-    mask: torch.Tensor  # bool [H, W]
-    name: str
-    acceleration: float  # nominal (requested) or measured for stored masks
-    center_fraction: float
-    retrospective: bool
-
-
-def _choose_mask(
-    vol: FastMRIVolume, model: nn.Module, shape: tuple[int, int], mask_name: str | None,
-    acceleration: float | None, center_fraction: float | None,
-) -> _MaskChoice:
-    """The stored/measured pattern of undersampled k-space, else a retrospective mask (module docstring)."""
-    h, w = shape
-    info = vol.sampling_info()
-    measured = torch.as_tensor(info.mask, dtype=torch.bool).expand(h, w)
-    if not info.fully_sampled:
-        given = [n for n, v in (("--mask", mask_name), ("--acceleration", acceleration),
-                                ("--center-fraction", center_fraction)) if v is not None]
-        if given:
-            msg = (f"{vol.path}: the k-space is already undersampled (measured R={info.acceleration:.3g}); "
-                   f"it is reconstructed from its own samples, {', '.join(given)} not used")
-            warnings.warn(msg, UserWarning, stacklevel=3)
-            log.warning(msg)
-        stored = vol.mask()
-        same = stored is not None and bool(torch.equal(stored.expand(h, w), measured))
-        name = "stored" if same else "measured"  # "measured": read from the data (no or a wrong stored mask)
-        return _MaskChoice(measured.clone(), name, float(info.acceleration), info.center_shape[1] / w, False)
-
-    task = _task(model)
-    name = mask_name or (task.mask if task is not None and task.mask else "equispaced")
-    if acceleration is None:
-        acceleration = float(task.accelerations[0]) if task is not None and task.accelerations else 4.0
-    params_ok = mask_params(name)
-    params: dict[str, Any] = {}
-    if params_ok is None or "acceleration" in params_ok:
-        params["acceleration"] = int(acceleration) if float(acceleration).is_integer() else acceleration
-    if params_ok is None or "center_fraction" in params_ok:
-        if center_fraction is None:
-            fractions = tuple(task.center_fractions) if task is not None else ()
-            accs = tuple(float(a) for a in task.accelerations) if task is not None else ()
-            if fractions and len(fractions) == len(accs) and float(acceleration) in accs:
-                center_fraction = float(fractions[accs.index(float(acceleration))])
-            else:
-                center_fraction = 0.32 / float(acceleration)  # fastMRI: 0.08 at R=4, 0.04 at R=8
-        params["center_fraction"] = center_fraction
-    elif center_fraction is not None:
-        raise InputError(f"mask {name!r} takes no centre fraction", field="center_fraction",
-                         expected="no --center-fraction", got=center_fraction)
-    made = create_mask(name, (h, w), seed=seed_from_name(vol.path), **params)
-    if made.num_low_frequencies is not None:
-        frac = made.num_low_frequencies / w
-    else:
-        frac = float(params.get("center_fraction", float("nan")))
-    # zero bands of a fully sampled file (partial Fourier, zero padding) stay unmeasured
-    return _MaskChoice(made.mask.to(torch.bool) & measured, name, float(acceleration), frac, True)
-
-
-def _outside_training(model: nn.Module, choice: _MaskChoice) -> bool:
-    task = _task(model)
-    trained = tuple(float(a) for a in task.accelerations) if task is not None else ()
-    if not trained:
-        return False
-    if choice.retrospective:
-        return not any(math.isclose(choice.acceleration, a, rel_tol=1e-6) for a in trained)
-    return min(abs(choice.acceleration - a) / a for a in trained) > _TRAINED_TOLERANCE
-
-
-# ---------------------------------------------------------------------------- running
-class _Runner:
-    """Calls the model on slice batches, halving the batch on out-of-memory errors."""
-
-    def __init__(self, model: nn.Module, batch_size: int, samples: int | None, upsample: int,
-                 generator_seed: int | None, adapt_steps: int | None = None, progress: bool = False) -> None:
-        self.model = model
-        self.adapt_steps, self.progress = adapt_steps, progress  # adapt_steps: adapt a copy per call
-        self.adapted: list[Any] = []  # AdaptResult of each adapted call
-        self.batch_size = batch_size
-        self.samples = samples
-        self.upsample = upsample
-        self.generator_seed = generator_seed
-        self.halvings: list[int] = []
-
-    def _call(self, ks: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None,
-                                                                     torch.Tensor | None]:
-        kw: dict[str, Any] = {}
-        model = self.model
-        if self.adapt_steps is not None:
-            with torch.enable_grad():
-                model = self.model.adapt(ks, mask, steps=self.adapt_steps, progress=self.progress)
-            self.adapted.append(model.adaptation)
-        if self.upsample != 1:
-            kw["upsample"] = self.upsample
-        if self.samples is not None:
-            if self.generator_seed is not None and _accepts(self.model.sample, "generator"):
-                kw["generator"] = torch.Generator(device=ks.device).manual_seed(self.generator_seed)
-            out = model.sample(ks, mask, n=self.samples, **kw)
-            return out.mean, out.std, out.samples
-        if self.generator_seed is not None and _accepts(model.reconstruct, "generator"):
-            kw["generator"] = torch.Generator(device=ks.device).manual_seed(self.generator_seed)
-        return model.reconstruct(ks, mask, **kw), None, None
-
-    def run(self, kspace_of: Any, n: int, mask: torch.Tensor, device: torch.device,
-            progress: bool, desc: str) -> dict[str, np.ndarray]:
-        from tqdm.auto import tqdm
-
-        parts: dict[str, list[np.ndarray]] = {"reconstruction": [], "std": [], "samples": []}
-        mask = mask.to(device)
-        bar = tqdm(total=n, desc=desc, unit="slice", disable=not progress, leave=False)
-        start = 0
-        try:
-            while start < n:
-                stop = min(n, start + self.batch_size)
-                ks = torch.stack([kspace_of(i) for i in range(start, stop)]).to(device)
-                try:
-                    with torch.no_grad():
-                        recon, std, samples = self._call(ks, mask)
-                except torch.OutOfMemoryError:
-                    if self.batch_size == 1:
-                        raise
-                    del ks
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    self.batch_size = max(1, self.batch_size // 2)
-                    self.halvings.append(self.batch_size)
-                    log.warning("out of memory at slices %d-%d; retrying with batch size %d",
-                                start, stop - 1, self.batch_size)
-                    continue
-                parts["reconstruction"].append(recon.detach().float().cpu().numpy())
-                if std is not None:
-                    parts["std"].append(std.detach().float().cpu().numpy())
-                    parts["samples"].append(samples.detach().float().cpu().numpy())
-                bar.update(stop - start)
-                start = stop
-        finally:
-            bar.close()
-        out = {"reconstruction": np.concatenate(parts["reconstruction"])}
-        if parts["std"]:
-            out["std"] = np.concatenate(parts["std"])
-            out["samples"] = np.concatenate(parts["samples"], axis=1)  # [P, slices, H, W]
-        return out
 
 
 def default_output(in_path: str | os.PathLike[str], model: str | os.PathLike[str] | nn.Module) -> Path:
     """``<input stem>_<model>.h5`` next to an input file, ``<folder>_<model>`` next to an input folder."""
     src = Path(in_path)
-    name = _model_name(model) if isinstance(model, nn.Module) else Path(os.fspath(model)).name
+    name = model_name(model) if isinstance(model, nn.Module) else Path(os.fspath(model)).name
     tag = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "recon"
     if src.is_dir():
         return src.parent / f"{src.name}_{tag}"
@@ -286,12 +99,12 @@ def default_output(in_path: str | os.PathLike[str], model: str | os.PathLike[str
 def _check_options(model: nn.Module, samples: int | None, upsample: int) -> None:
     """Options that depend on the model."""
     if samples is not None and not getattr(model, "is_posterior", False):
-        raise InputError(f"{_model_name(model)} is not a posterior model", field="samples",
+        raise InputError(f"{model_name(model)} is not a posterior model", field="samples",
                          expected="no --samples (or a posterior model such as rcgan)", got=samples)
     if upsample != 1:
         fn = model.sample if samples is not None else model.reconstruct
-        if not _accepts(fn, "upsample"):
-            raise InputError(f"{_model_name(model)} does not support upsampling", field="upsample",
+        if not accepts(fn, "upsample"):
+            raise InputError(f"{model_name(model)} does not support upsampling", field="upsample",
                              expected="1 (upsampling is a VarNet option)", got=upsample)
 
 
@@ -307,19 +120,8 @@ def _check_adapt(model: nn.Module, adapt: bool, steps: int | None, upsample: int
     if isinstance(steps, bool) or (steps is not None and (not isinstance(steps, int) or steps < 1)):
         raise InputError("adaptation steps must be a positive integer", field="adapt_steps", expected="int >= 1",
                          got=repr(steps))
-    from mrizoo.models.adapt import AdaptConfig, family_of
-
     family_of(model)
     return AdaptConfig().steps if steps is None else steps
-
-
-def _adapt_summary(results: list[Any]) -> str:
-    if not results:
-        return ""
-    secs = [r.seconds for r in results]
-    best = [r.best_step for r in results]
-    return (f"adapted per slice in {sum(secs) / len(secs):.1f} s/slice ({sum(secs):.1f} s in all; kept steps "
-            f"{min(best)}-{max(best)} of at most {max(r.steps_run for r in results)})")
 
 
 def _header_xml(vol: FastMRIVolume) -> str:
@@ -333,14 +135,12 @@ def _weights_attrs(net: nn.Module) -> tuple[dict[str, str], str]:
     """The output attributes naming the weights that ran, and a one-line description."""
     source = getattr(net, "weights_source", None)
     if not isinstance(source, dict):
-        source = {"name": _model_name(net), "kind": "unknown", "location": "", "revision": "", "sha256": ""}
+        source = {"name": model_name(net), "kind": "unknown", "location": "", "revision": "", "sha256": ""}
     try:
-        from mrizoo.hub.format import describe_weights
-
         text = describe_weights(net)
-    except (ImportError, AttributeError, KeyError, TypeError):
+    except (AttributeError, KeyError, TypeError):
         sha = str(source.get("sha256", ""))
-        text = f"{source.get('name') or _model_name(net)}: {source.get('kind', 'unknown')} weights" + (
+        text = f"{source.get('name') or model_name(net)}: {source.get('kind', 'unknown')} weights" + (
             f", sha256 {sha[:16]}" if sha else "")
     attrs = {"weights_source": json.dumps({str(k): str(v) for k, v in source.items()}, sort_keys=True),
              "weights_sha256": str(source.get("sha256", "") or "")}
@@ -406,21 +206,21 @@ def reconstruct_file(
     net = resolve_model(model, dev)
     _check_options(net, samples, upsample)
     steps = _check_adapt(net, adapt, adapt_steps, upsample)
-    if not checked.multicoil and _needs_coils(net):
-        raise InputError(f"{_model_name(net)} needs multi-coil k-space", path=src, field="kspace",
+    if not checked.multicoil and needs_coils(net):
+        raise InputError(f"{model_name(net)} needs multi-coil k-space", path=src, field="kspace",
                          expected="[slices, coils, H, W]", got=f"single-coil shape {checked.shape}")
     weights_attrs, weights_text = _weights_attrs(net)
 
     with FastMRIVolume(src) as vol:
         n = vol.num_slices
         h, w = vol.kspace_shape[-2:]
-        choice = _choose_mask(vol, net, (h, w), mask, acceleration, center_fraction)
+        choice = choose_mask(vol, net, (h, w), mask, acceleration, center_fraction)
         per_slice = n * h * w * 4 * upsample ** 2
         check_space(out, per_slice * (1 + (samples is not None) + (samples or 0) * save_samples))
-        outside = _outside_training(net, choice)
-        task = _task(net)
+        outside = outside_training(net, choice)
+        task = model_task(net)
         if outside:
-            msg = (f"{src}: acceleration {choice.acceleration:.3g} is outside what {_model_name(net)} "
+            msg = (f"{src}: acceleration {choice.acceleration:.3g} is outside what {model_name(net)} "
                    f"was trained for ({', '.join(f'{a:g}' for a in task.accelerations)})")
             warnings.warn(msg, UserWarning, stacklevel=2)
             log.warning(msg)
@@ -431,18 +231,16 @@ def reconstruct_file(
                 ks = ks.unsqueeze(0)
             return ks * choice.mask
 
-        runner = _Runner(net, 1 if adapt else batch_size, samples, upsample, seed, steps, progress)
+        runner = SliceRunner(net, 1 if adapt else batch_size, samples, upsample, seed, steps, progress)
         images = runner.run(kspace_of, n, choice.mask, dev, progress, src.name)
         if not save_samples:
             images.pop("samples", None)
         attrs_in = vol.attrs
-        from mrizoo import __version__
-
         keep = ("acquisition", "max", "patient_id") if choice.retrospective else ("acquisition", "patient_id")
         attrs: dict[str, Any] = {k: attrs_in[k] for k in keep if k in attrs_in}
         attrs.update({
-            "model": _model_name(net),
-            "model_source": os.fspath(model) if not isinstance(model, nn.Module) else _model_name(net),
+            "model": model_name(net),
+            "model_source": os.fspath(model) if not isinstance(model, nn.Module) else model_name(net),
             **weights_attrs,
             "mask": choice.name,
             "acceleration": float(choice.acceleration),
@@ -471,7 +269,7 @@ def reconstruct_file(
         fig_path = None
         if fig_target is not None:  # drawn first: a figure that cannot be written leaves no .h5 either
             fig_new = not fig_target.exists()
-            fig_path = _figure(fig_target, vol, choice, images, figure_slice, _model_name(net), overwrite)
+            fig_path = save_volume_figure(fig_target, vol, choice, images, figure_slice, model_name(net), overwrite)
         try:
             if format == "nifti":
                 write_nifti(out, images, header=attrs.get("ismrmrd_header"), attrs=attrs, overwrite=overwrite)
@@ -486,55 +284,9 @@ def reconstruct_file(
     result = ReconstructResult(src, out, n, choice.acceleration, choice.center_fraction, choice.name,
                                runner.batch_size, outside, fig_path, notes,
                                sampling="fully_sampled" if choice.retrospective else "undersampled",
-                               weights=weights_text, adaptation=_adapt_summary(runner.adapted))
+                               weights=weights_text, adaptation=adapt_summary(runner.adapted))
     log.debug(result.summary())
     return result
-
-
-def _figure(path: Path, vol: FastMRIVolume, choice: _MaskChoice, images: dict[str, np.ndarray],
-            index: int | None, model_name: str, overwrite: bool) -> Path:
-    """Target (when there is a fully sampled one), zero-filled and reconstruction of one slice,
-    captioned with the metrics ``demo`` and ``evaluate`` report (fastMRI's region and data range)."""
-    from mrizoo.classical import zero_filled
-    from mrizoo.evaluate import slice_reference
-    from mrizoo.figures import save_panels
-    from mrizoo.metrics import captions as metric_captions
-    from mrizoo.metrics import center_crop, metric_region
-
-    n = vol.num_slices
-    i = n // 2 if index is None else index
-    if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
-        raise InputError("slice index out of range", path=vol.path, field="figure_slice",
-                         expected=f"0 <= index < {n}", got=index)
-    i %= n
-    if path.exists() and not overwrite:
-        raise InputError("figure exists", path=path, expected="a new path, or --overwrite")
-    ks = vol.kspace(i)
-    ks = ks.unsqueeze(0) if ks.ndim == 2 else ks
-    recon = torch.from_numpy(images["reconstruction"][i])
-    zf = zero_filled(ks[None], choice.mask)[0]
-    ref, why = slice_reference(vol, i, vol.sampling_info())
-    panels: dict[str, torch.Tensor] = {}
-    captions: dict[str, str] = {}
-    if ref is not None:
-        hw = metric_region(tuple(ref.image.shape), tuple(recon.shape[-2:]))
-        captions = metric_captions(ref.image, {"zero-filled": zf, "reconstruction": recon}, maxval=ref.maxval)
-        panels["target"] = center_crop(ref.image, hw)
-        zf, recon = center_crop(zf, hw), center_crop(recon, hw)
-    panels["zero-filled"] = zf
-    panels["reconstruction"] = recon
-    if ref is not None:
-        panels["error x5"] = (recon - panels["target"]).abs() * 5
-    if "std" in images:
-        std = torch.from_numpy(images["std"][i])
-        panels["std x5"] = (center_crop(std, tuple(recon.shape[-2:])) if ref is not None else std) * 5
-    title = (f"{vol.path.name} slice {i}: {model_name}, mask {choice.name}, "
-             f"R={choice.acceleration:.3g}" + ("" if ref is not None else " (no fully sampled reference: no metrics)"))
-    if why:
-        log.info(why)
-    with atomic_file(path, suffix=path.suffix or ".png") as tmp:  # a full disk or read-only target: InputError
-        save_panels(tmp, panels, errors=False, captions=captions, suptitle=title)
-    return path
 
 
 def reconstruct_path(
@@ -598,8 +350,8 @@ def reconstruct_path(
     net = resolve_model(model, dev)
     _check_options(net, options.get("samples"), options.get("upsample", 1))
     single = [i for i in todo if not checked[i].multicoil]
-    if single and _needs_coils(net):
-        raise InputError(f"{_model_name(net)} needs multi-coil k-space", path=files[single[0]], field="kspace",
+    if single and needs_coils(net):
+        raise InputError(f"{model_name(net)} needs multi-coil k-space", path=files[single[0]], field="kspace",
                          expected="[slices, coils, H, W]", got=f"single-coil shape {checked[single[0]].shape}")
     out_dir.mkdir(parents=True, exist_ok=True)
     for i in todo:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from mrizoo.errors import InputError
-from mrizoo.hub.card_adaptation import adaptation_verdict, section_adaptation
-from mrizoo.hub.cards import render_card
-from mrizoo.hub.evaluation import EvaluationResults, load_results, save_results
+from mrizoo.cards import render_card
+from mrizoo.cards.adaptation import adaptation_verdict, section_adaptation
+from mrizoo.results import EvaluationResults, load_results, save_results
 from mrizoo.zoo import info, model_config
 
 TITLE = "## With test-time adaptation"

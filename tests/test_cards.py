@@ -13,24 +13,24 @@ import pytest
 import yaml
 
 from mrizoo.errors import InputError
-from mrizoo.hub.cards import (
-    CITATIONS,
+from mrizoo.cards import (
     PoolDataset,
     PoolDescription,
-    TrainingSummary,
     card_for,
     card_path,
-    load_training_summary,
     regenerate_cards,
     render_card,
     shipped_entry_names,
 )
-from mrizoo.hub.evaluation import DatasetResult, EvaluationResults, load_results, results_path, save_results
+from mrizoo.cards.bib import parse_bib, shipped_papers
+from mrizoo.models.provenance import TrainingSummary, load_training_summary
+from mrizoo.results import DatasetResult, EvaluationResults, load_results, results_path, save_results
 from mrizoo.zoo import info, model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = ROOT / "model_cards"
 SEEDS = ROOT.parent / "shared" / "seeds"
+CITATIONS = {key: entry.text for key, entry in shipped_papers().items()}
 SECTIONS = ["## What the model does", "## How to use", "## Training data", "## Training procedure",
             "## Evaluation", "## Limitations and intended use", "## Citation"]
 
@@ -80,7 +80,7 @@ def test_shipped_card_metadata_and_sections(name: str) -> None:
     assert set(entry.tags) <= set(meta["tags"]) and "mrizoo" in meta["tags"]
     results_file = CARDS / "results" / f"{name}.json"
     if results_file.is_file():  # evaluated (the shipped demo models): model-index and the table
-        from mrizoo.hub.evaluation import load_results
+        from mrizoo.results import load_results
 
         results = load_results(results_file)
         assert meta["model-index"][0]["name"] == name
@@ -159,6 +159,64 @@ def test_bibtex_entries_are_well_formed_and_cover_every_cited_key() -> None:
         assert venue in bib and _bib_field(bib, "year") == year
         for name in ("title", "author"):
             _bib_field(bib, name)
+
+
+def test_papers_bib_is_printed_verbatim_and_read_field_by_field() -> None:
+    bib_file = (ROOT / "mrizoo" / "cards" / "papers.bib").read_text(encoding="utf-8")
+    papers = shipped_papers()
+    assert list(papers) == re.findall(r"^@\w+\{(\w+),", bib_file, re.M)  # every entry, in file order
+    for key, entry in papers.items():
+        assert entry.text in bib_file and entry.fields["year"] == _bib_field(entry.text, "year")
+    card = render_card(info("rcgan-brain-r4"))  # cites more than one paper
+    block = card.split("```bibtex\n", 1)[1].split("\n```", 1)[0]
+    assert block == "\n\n".join(papers[k].text for k in info("rcgan-brain-r4").papers)
+    assert papers["jalal2021"].fields["pages"] == "14938--14954"
+    assert papers["lin2024"].fields["title"].startswith("Robustness of Deep Learning for Accelerated {MRI}")
+
+
+def test_bib_reader_accepts_the_bibtex_it_documents() -> None:
+    text = """% a comment line
+@comment{ignored {nested} text}
+@Article( key1,
+  Title = "Quoted {Title}", author = {A, B and C, D},
+  year = 2020 , note = {a {deep {nested}} value}
+)
+"""
+    entry = parse_bib(text)["key1"]
+    assert (entry.kind, entry.key) == ("article", "key1")
+    assert entry.fields == {"title": "Quoted {Title}", "author": "A, B and C, D", "year": "2020",
+                            "note": "a {deep {nested}} value"}
+    assert entry.text.startswith("@Article( key1,") and entry.text.endswith(")")
+
+
+@pytest.mark.parametrize("text, problem, where", [
+    ("@misc{k1, title = {T}, author = {A}}", "lacks required fields", "k1"),
+    ("@misc{k1, title = {T}, author = {A}, year = {1}}\n@misc{k1, title = {T}, author = {A}, year = {2}}",
+     "duplicate key", ":2"),
+    ("@misc{k1, title = {T, author = {A}, year = {1}}", "unclosed", ":1"),
+    ("stray words\n@misc{k1, title = {T}, author = {A}, year = {1}}", "text outside an entry", ":1"),
+    ("@misc{k1, title = {T} author = {A}, year = {1}}", "expected ','", "k1"),
+    ("@misc{k1, title = {T}, title = {U}, author = {A}, year = {1}}", "given twice", "k1"),
+    ("@string{x = {y}}", "not supported", ":1"),
+    ("@misc{title = {T}}", "without a key", ":1"),
+])
+def test_bib_reader_errors_name_the_line_or_entry(text: str, problem: str, where: str) -> None:
+    with pytest.raises(InputError, match=problem) as info_:
+        parse_bib(text, "x.bib")
+    err = info_.value
+    assert where in f"{err.path}|{err.field}" and "x.bib" in str(err.path)
+
+
+def test_cards_follow_the_template_file() -> None:
+    """The section order of every card is the template's: a heading moved there moves in every card."""
+    template = (ROOT / "mrizoo" / "cards" / "template.md.j2").read_text(encoding="utf-8")
+    fixed = re.findall(r"^(## [^{\n]+)$", template, re.M)
+    assert fixed == ["## How to use", "## Limitations and intended use", "## Checkpoint", "## Citation"]
+    for name in shipped_entry_names():
+        headings = [h for h in re.findall(r"^## .+$", card_path(name, CARDS).read_text(encoding="utf-8"), re.M)]
+        order = [h for h in headings if h in fixed]
+        assert order == [h for h in fixed if h in headings] and {"## How to use", "## Citation"} <= set(order)
+        assert headings[0] == "## What the model does" and headings[-1] == "## Citation"
 
 
 @pytest.mark.skipif(not SEEDS.is_dir(), reason=f"paper texts not found at {SEEDS}")

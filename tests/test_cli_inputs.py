@@ -314,7 +314,7 @@ def test_evaluate_disk_full_writes_no_results(volume, tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------- provenance
 def test_reconstruct_records_the_weights(volume, tmp_path):
-    from mrizoo.hub.format import save_pretrained
+    from mrizoo.models.checkpoint import save_pretrained
 
     torch.manual_seed(0)
     model = mrizoo.create("varnet-fastmri-brain", num_cascades=1, sens_chans=2, sens_pools=1, chans=2, pools=1)

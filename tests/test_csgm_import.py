@@ -29,8 +29,8 @@ import mrizoo
 from mrizoo.errors import InputError, WeightsUnavailableError
 from mrizoo.hub.download import WeightsNotCachedError
 from mrizoo.hub.gdrive import confirmation_url, google_drive_url
-from mrizoo.hub.import_checkpoint import import_checkpoint
-from mrizoo.hub.upstream import ARCHIVE_MEMBERS, upstream_cache_dir
+from mrizoo.zoo.import_checkpoint import import_checkpoint
+from mrizoo.zoo.upstream import ARCHIVE_MEMBERS, upstream_cache_dir
 from mrizoo.zoo import registry as registry_module
 from mrizoo.zoo.registry import Registry
 
@@ -298,8 +298,6 @@ def test_shipped_entry_states_source_licence_and_sampler() -> None:
 
 def test_load_by_name_through_the_confirmation_page_resumes_verifies_converts_samples(
         authors_checkpoint: dict, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mrizoo.zoo import factory
-
     blob = _tarball({MEMBER: authors_checkpoint["pth"]})
     sha = hashlib.sha256(blob).hexdigest()
     with _Drive(blob, cut_first=len(blob) // 3) as drive:
@@ -307,7 +305,6 @@ def test_load_by_name_through_the_confirmation_page_resumes_verifies_converts_sa
         zoo = Registry(package=None)
         zoo.register(_small_entry(url))
         monkeypatch.setattr(registry_module, "REGISTRY", zoo)
-        monkeypatch.setattr(factory, "REGISTRY", zoo)
         with pytest.raises(WeightsNotCachedError, match="(stopped at|broke off).*run the command again to resume it"):
             mrizoo.load(NAME)
         folder = upstream_cache_dir(NAME, url, None, "csgm-ncsnv2")
@@ -347,13 +344,11 @@ def test_load_by_name_through_the_confirmation_page_resumes_verifies_converts_sa
 def test_offline_without_cache_and_a_page_instead_of_the_file(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
-    from mrizoo.zoo import factory
 
     with _Drive(b"") as drive:
         zoo = Registry(package=None)
         zoo.register(_small_entry(f"{drive.url}/uc?export=download&id=GONE"))
         monkeypatch.setattr(registry_module, "REGISTRY", zoo)
-        monkeypatch.setattr(factory, "REGISTRY", zoo)
         with pytest.raises(WeightsUnavailableError, match="answered HTTP 404"):
             mrizoo.load(NAME)
         zoo.register(dataclasses.replace(_small_entry(f"{drive.url}/uc?export=download&id=QUOTA"),

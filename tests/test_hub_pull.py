@@ -30,9 +30,9 @@ from mrizoo.hub.download import (
     WeightsNotCachedError,
     parse_hub_spec,
 )
-from mrizoo.hub.local_zoo import local_zoo_dir
-from mrizoo.hub.resolve import cached_items
-from mrizoo.hub.upstream import upstream_cache_dir
+from mrizoo.zoo.local import local_zoo_dir
+from mrizoo.zoo.resolve import cached_items
+from mrizoo.zoo.upstream import upstream_cache_dir
 from mrizoo.models.base import ReconModel
 from mrizoo.zoo import registry as registry_module
 from mrizoo.zoo.registry import Registry
@@ -75,11 +75,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def zoo(monkeypatch: pytest.MonkeyPatch) -> Registry:
     """A fresh registry (shipped entries + the test's own) in place of the global one."""
-    from mrizoo.zoo import factory
-
     fresh = Registry()
     monkeypatch.setattr(registry_module, "REGISTRY", fresh)
-    monkeypatch.setattr(factory, "REGISTRY", fresh)
     return fresh
 
 
@@ -257,7 +254,7 @@ def test_locally_trained_weights_load_by_name_and_take_precedence(
     torch.manual_seed(12)
     local = mrizoo.create("varnet-hubtest-r4")
     local.save_pretrained(local_zoo_dir("varnet-hubtest-r4"))
-    with caplog.at_level(logging.INFO, logger="mrizoo.hub"):
+    with caplog.at_level(logging.INFO, logger="mrizoo.zoo"):
         _same_model(mrizoo.load("varnet-hubtest-r4"), local)
     assert "locally trained weights" in caplog.text and "instead of the published Hub weights" in caplog.text
     assert any(r.levelno == logging.WARNING for r in caplog.records)  # shown on stderr at every load
@@ -341,7 +338,7 @@ def test_upstream_without_sha256_records_it_and_resumes(fastmri_pt, env: Path, z
         part = env / "mrizoo" / "downloads" / "varnet-upstream-r4" / f"{key}-varnet.pt.part"
         part.parent.mkdir(parents=True)
         part.write_bytes(blob[:1000])  # an interrupted earlier download
-        with caplog.at_level(logging.WARNING, logger="mrizoo.hub"):
+        with caplog.at_level(logging.WARNING, logger="mrizoo.zoo"):
             model = mrizoo.load("varnet-upstream-r4")
         assert [s.range for s in server.seen] == ["bytes=1000-"]
     _matches_fastmri(model, ref)

@@ -69,7 +69,7 @@ def _entry_like_shipped(weights: dict) -> dict:
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The shipped demo VarNet, its output on a fixed input, and a git repo holding its checkpoint folder."""
-    from mrizoo.hub.resolve import resolve_checkpoint
+    from mrizoo.zoo.resolve import resolve_checkpoint
 
     tmp = tmp_path_factory.mktemp("roundtrip")
     folder = resolve_checkpoint(SHIPPED, prefer_local=False).folder
@@ -152,7 +152,7 @@ def test_olah_errors_reach_the_user(published: dict, tmp_path: Path, monkeypatch
     pytest.importorskip("olah", reason="olah (a Hub mirror) is a test extra")
     from huggingface_hub import constants
 
-    from mrizoo.zoo import factory, registry
+    from mrizoo.zoo import registry
 
     monkeypatch.setenv("MRIZOO_HOME", str(tmp_path / "mrizoo"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
@@ -161,7 +161,6 @@ def test_olah_errors_reach_the_user(published: dict, tmp_path: Path, monkeypatch
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     fresh = registry.Registry()
     monkeypatch.setattr(registry, "REGISTRY", fresh)
-    monkeypatch.setattr(factory, "REGISTRY", fresh)
     bad = json.loads(json.dumps(published["entry"]))
     bad["weights"]["sha256"] = "e" * 64
     mrizoo.register_model(bad)

@@ -48,7 +48,7 @@ def _push_dry_run(capsys: pytest.CaptureFixture[str], out: Path, name: str) -> N
     assert code == 0, err
     assert f"of '{name}' for someone/imported@main" in stdout and "nothing was uploaded" in stdout
     # the card that a push stages names the imported file and its sha256, not a training run
-    from mrizoo.hub.push import stage_checkpoint
+    from mrizoo.cards.publish import stage_checkpoint
 
     doc = json.loads((out / "config.json").read_text())
     staged = out.parent / f"{out.name}-staged"

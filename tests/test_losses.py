@@ -11,22 +11,16 @@ import torch
 from torch import nn
 
 from mrizoo.errors import InputError
-from mrizoo.train.losses import (
-    EMA,
-    BetaAdvSchedule,
-    BetaSDTuner,
-    L1Loss,
-    SSIML1Loss,
-    SSIMLoss,
-    build_image_loss,
-    dsm_loss,
+from mrizoo.train.ema import EMA
+from mrizoo.train.gan_losses import (
     gradient_penalty,
     ideal_psnr_gain,
     rcgan_discriminator_loss,
     rcgan_generator_loss,
     sd_reward_coefficient,
-    ssim_map,
 )
+from mrizoo.train.gan_tuning import BetaAdvSchedule, BetaSDTuner
+from mrizoo.train.losses import L1Loss, SSIML1Loss, SSIMLoss, build_image_loss, dsm_loss, ssim_map
 from mrizoo.train.recipe import LossSpec
 
 # ----------------------------------------------------------------------------- SSIM

@@ -50,7 +50,7 @@ def test_the_demo_models_ship_with_the_package() -> None:
 
 @pytest.mark.parametrize("name", PACKAGE_ENTRIES)
 def test_package_weights_load_offline_with_pinned_sha256(name: str, offline_home: Path) -> None:
-    from mrizoo.hub.resolve import resolve_checkpoint
+    from mrizoo.zoo.resolve import resolve_checkpoint
 
     resolved = resolve_checkpoint(name)
     assert resolved.origin == "package" and resolved.sha256_pinned
@@ -113,8 +113,8 @@ def test_package_path_must_be_a_plain_folder_name(tmp_path: Path) -> None:
 
 
 def test_locally_trained_weights_still_take_precedence(offline_home: Path) -> None:
-    from mrizoo.hub.local_zoo import local_zoo_dir
-    from mrizoo.hub.resolve import resolve_checkpoint
+    from mrizoo.zoo.local import local_zoo_dir
+    from mrizoo.zoo.resolve import resolve_checkpoint
 
     model = mrizoo.create("varnet-mini-r4")
     model.save_pretrained(local_zoo_dir("varnet-mini-r4"))

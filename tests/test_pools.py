@@ -18,7 +18,7 @@ from mrizoo.data.synthetic import make_test_volume
 from mrizoo.errors import InputError
 from mrizoo.pools.minipool import MINIPOOL_DATASETS
 from mrizoo.pools.columns import KNOWN_DATASETS, contrast_from_protocol, dataset_defaults, nominal_field_strength
-from mrizoo.pools.index import SliceIndex, build_slice_index
+from mrizoo.pools import SliceIndex, build_slice_index
 from mrizoo.pools.sampling import PoolSampler, apportion
 from mrizoo.pools.selection import cap_rows, select_pool
 from mrizoo.pools.spec import list_pools, load_pool, pool_from_dict
@@ -323,6 +323,18 @@ def test_loader_end_to_end_with_pool_dataset(tmp_path: Path) -> None:
         names[batch.fname[0][0]] += 1
     assert names == Counter({"k": 4, "b": 4})
 
+
+
+def test_pool_dataset_takes_a_custom_transform(tmp_path: Path) -> None:
+    """Pool items go through the same transform hook as SliceDataset: the record of the index row."""
+    _write_root(tmp_path / "data")
+    index = build_slice_index(tmp_path / "data", dataset={"knee": "fastmri_knee", "brain": "fastmri_brain"},
+                              cache=False)
+    sel = select_pool(index, {"name": "p", "train": [{"dataset": ["fastmri_brain"]}]})
+    ds = sel.dataset("train", transform=lambda r: (r.fname, r.slice_index, tuple(r.kspace.shape)))
+    rows = index.records(sel.rows("train"))
+    assert [ds[i] for i in range(len(ds))] == [(Path(r["file"]).name, r["slice"], (2, 12, 12)) for r in rows]
+    assert len(ds) == 4
 
 # ----------------------------------------------------------------------------- CLI
 def _cli(argv: list[str]) -> argparse.Namespace:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import mrizoo
-from mrizoo.hub.format import WEIGHTS_NAME, describe_weights, save_pretrained, sha256_file
+from mrizoo.models.checkpoint import WEIGHTS_NAME, describe_weights, save_pretrained, sha256_file
 
 pytestmark = pytest.mark.usefixtures("one_thread", "private_mrizoo_home")
 
@@ -48,10 +48,10 @@ def test_weights_source_of_every_kind_of_load(tmp_path):
 
 def test_local_weights_that_shadow_shipped_ones_are_announced_at_each_load(tmp_path, caplog):
     local = _shadow(tmp_path / "home")
-    with caplog.at_level(logging.INFO, logger="mrizoo.hub"):
+    with caplog.at_level(logging.INFO, logger="mrizoo.zoo"):
         first = mrizoo.load(NAME)
         second = mrizoo.load(NAME)
-    warned = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "mrizoo.hub"]
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "mrizoo.zoo"]
     assert len(warned) == 2  # every load, not once per process
     text = warned[0].getMessage()
     assert NAME in text and str(local) in text and "shipped package weights" in text
@@ -61,7 +61,7 @@ def test_local_weights_that_shadow_shipped_ones_are_announced_at_each_load(tmp_p
         assert model.weights_source["sha256"] == sha256_file(local / WEIGHTS_NAME)
         assert "locally trained weights" in describe_weights(model)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="mrizoo.hub"):
+    with caplog.at_level(logging.INFO, logger="mrizoo.zoo"):
         published = mrizoo.load(NAME, prefer_local=False)
     assert published.weights_source["kind"] == "package"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -76,3 +76,36 @@ def test_the_announcement_reaches_stderr_without_any_logging_setup(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if str(local) in line]
     assert len(lines) == 2 and all(line.startswith(f"{NAME}: loading the locally trained weights") for line in lines)
+
+
+def test_training_summary_round_trips_and_the_shipped_ones_load(tmp_path):
+    """The provenance written beside a checkpoint reads back equal; the shipped weights' summaries are valid."""
+    import dataclasses
+    import json
+
+    from mrizoo.models.provenance import TRAINING_SUMMARY_NAME, TrainingSummary, load_training_summary
+
+    summary = TrainingSummary(recipe="varnet-mini-r4", epochs_trained=3, max_epochs=5, checkpoint_epoch=2,
+                              steps=600, validation={"ssim": 0.9}, wall_time_hours=0.5, recipe_sha256="0" * 64)
+    path = tmp_path / TRAINING_SUMMARY_NAME
+    path.write_text(json.dumps(dataclasses.asdict(summary)))
+    assert load_training_summary(path) == summary
+    shipped = sorted((Path(mrizoo.__file__).parent / "weights").glob(f"*/{TRAINING_SUMMARY_NAME}"))
+    assert shipped, "the package ships its demo weights with their training summaries"
+    for p in shipped:
+        assert load_training_summary(p).recipe == p.parent.name
+    path.write_text(json.dumps({**dataclasses.asdict(summary), "checkpoint_epoch": 9}))
+    with pytest.raises(mrizoo.InputError, match="checkpoint epoch") as err:
+        load_training_summary(path)
+    assert str(err.value.path) == str(path) and err.value.field == "checkpoint_epoch"
+
+
+def test_provenance_imports_no_zoo_hub_train_or_cards():
+    """Provenance is plain data at the models layer: importing it loads none of the layers above."""
+    code = ("import sys, mrizoo.models.provenance; "
+            "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
+            "(['mrizoo', 'zoo'], ['mrizoo', 'hub'], ['mrizoo', 'train'], ['mrizoo', 'cards'])))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -25,10 +25,12 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 import mrizoo
+from mrizoo.cards.publish import push_checkpoint
 from mrizoo.errors import InputError
-from mrizoo.hub.evaluation import DatasetResult, EvaluationResults, save_results
-from mrizoo.hub.format import from_pretrained, save_pretrained
-from mrizoo.hub.push import PushError, push_checkpoint
+from mrizoo.hub.upload import PushError
+from mrizoo.models.checkpoint import save_pretrained
+from mrizoo.results import DatasetResult, EvaluationResults, save_results
+from mrizoo.zoo.pretrained import from_pretrained
 
 TOKEN = "hf_SENTINELtoken0123456789abcdefXYZ"
 
@@ -422,7 +424,7 @@ def test_push_command(hub: FakeHub, run_dir: Path, capsys: pytest.CaptureFixture
 
 def test_push_the_shipped_demo_weights(hub: FakeHub, tmp_path: Path) -> None:
     """The checkpoint that ships with the package publishes as is: same bytes, its training summary, a demo card."""
-    from mrizoo.hub.resolve import resolve_checkpoint
+    from mrizoo.zoo.resolve import resolve_checkpoint
 
     folder = resolve_checkpoint("varnet-mini-r4", prefer_local=False).folder
     push_checkpoint(folder, "mri-org/varnet-mini-r4")
@@ -476,3 +478,58 @@ def test_push_of_an_unfinished_run_folder(hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no published model yet"):
         push_checkpoint(run, "me/cut")
     assert hub.requests == []
+
+
+def test_upload_is_transport_only() -> None:
+    """mrizoo.hub.upload knows files and repositories, never models: importing it loads no model, zoo or card code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mrizoo.hub.upload; print(sorted(m for m in sys.modules if m.split('.')[:2] in "
+            "(['mrizoo', 'models'], ['mrizoo', 'zoo'], ['mrizoo', 'cards'], ['mrizoo', 'train'])))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+class _HfApiStandIn:
+    """Records the calls a push makes (the HfApi methods it uses); ``file_exists`` answers from ``present``."""
+
+    def __init__(self, present: set[str], fail: str | None = None) -> None:
+        self.present, self.fail, self.calls, self.token = present, fail, [], TOKEN
+
+    def create_repo(self, repo_id, **kw):
+        self.calls.append(("create_repo", repo_id, kw.get("private")))
+
+    def create_branch(self, repo_id, **kw):
+        self.calls.append(("create_branch", repo_id, kw["branch"]))
+
+    def file_exists(self, repo_id, filename, **kw):
+        return filename in self.present
+
+    def upload_folder(self, **kw):
+        if self.fail:
+            raise RuntimeError(self.fail)
+        self.calls.append(("upload_folder", kw["repo_id"], tuple(kw["allow_patterns"]), kw["commit_message"]))
+        return type("Info", (), {"commit_url": f"https://hub/{kw['repo_id']}/commit/1"})()
+
+
+def test_upload_folder_keeps_an_existing_file_and_scrubs_tokens(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    from mrizoo.hub.upload import upload_folder
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    lines: list[str] = []
+    api = _HfApiStandIn({"README.md"})
+    done = upload_folder(tmp_path, "org/m", ("config.json", "README.md"), what="m", revision="dev",
+                         keep_existing="README.md", api=api, echo=lines.append)
+    assert done.files == ("config.json",) and done.branch == "dev" and done.commit_url.endswith("/commit/1")
+    assert api.calls[:2] == [("create_repo", "org/m", None), ("create_branch", "org/m", "dev")]
+    assert api.calls[2][2] == ("config.json",) and "Upload m (config.json) with mrizoo" in api.calls[2][3]
+    assert "README.md exists on org/m@dev: kept it" in lines[0]
+    api = _HfApiStandIn(set(), fail=f"401 for token {TOKEN}")
+    with pytest.raises(PushError) as err:
+        upload_folder(tmp_path, "org/m", ("config.json",), what="m", api=api, echo=lines.append)
+    assert TOKEN not in str(err.value) and "***" in str(err.value) and "401" in str(err.value)

@@ -13,13 +13,13 @@ from mrizoo.models.base import PosteriorSamples
 from mrizoo.models.rcgan import (
     RCGAN,
     RCGAN_BENDEL2023,
-    RCGAN_TINY,
     RCGANConfig,
     RCGANDiscriminator,
     RCGANGenerator,
     build_rcgan,
     build_rcgan_discriminator,
 )
+from mrizoo.models.rcgan_nets import RCGAN_TINY
 from mrizoo.physics import fft2c
 
 pytestmark = pytest.mark.usefixtures("one_thread")

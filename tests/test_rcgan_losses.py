@@ -13,8 +13,7 @@ import torch
 import yaml
 
 from mrizoo.errors import InputError
-from mrizoo.train.losses import (
-    BetaSDTuner,
+from mrizoo.train.gan_losses import (
     adler_discriminator_loss,
     adler_generator_loss,
     ideal_error_ratio,
@@ -22,6 +21,7 @@ from mrizoo.train.losses import (
     ohayon_generator_loss,
     posterior_error_ratio,
 )
+from mrizoo.train.gan_tuning import BetaSDTuner
 from mrizoo.train.recipe import AdlerParams, OhayonParams, RCGANParams, load_recipe, loss_params
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -124,8 +124,8 @@ def test_ohayon_loss_is_the_l2_of_the_sample_mean_whose_spread_term_is_var_over_
 
 
 def test_adler_critic_reads_two_images_and_the_measurement() -> None:
-    from mrizoo.models.rcgan import RCGAN_TINY
-    from mrizoo.train.tasks import _pair_critic
+    from mrizoo.models.rcgan_nets import RCGAN_TINY
+    from mrizoo.train.task_rcgan import pair_critic as _pair_critic
 
     critic = _pair_critic(RCGAN_TINY)
     c = RCGAN_TINY.image_chans

@@ -26,8 +26,7 @@ import pytest
 import torch
 from torch import nn
 
-from mrizoo.train.losses import (
-    BetaSDTuner,
+from mrizoo.train.gan_losses import (
     adler_discriminator_loss,
     adler_generator_loss,
     ohayon_generator_loss,
@@ -36,6 +35,7 @@ from mrizoo.train.losses import (
     rcgan_generator_loss,
     sd_reward_coefficient,
 )
+from mrizoo.train.gan_tuning import BetaSDTuner
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,12 +15,16 @@ import yaml
 
 from mrizoo.errors import InputError
 from mrizoo.train.recipe import (
+    SUPERVISED_ARCHS,
+    MaskAlternative,
+    MaskSpec,
     RCGANParams,
     ScheduleSpec,
     TrainingRecipe,
     deep_merge,
     load_recipe,
     loss_params,
+    validate_recipe,
 )
 from mrizoo.train.schedules import build_scheduler, constant_lambda, step_lambda, warmup_linear_lambda
 
@@ -190,6 +194,25 @@ BAD = [
     ("grad_clip", float("nan"), "training.grad_clip", "finite"),
     ("optimizer.weight_decay", float("inf"), "training.optimizer.weight_decay", "finite"),
     ("early_stopping.min_delta", float("nan"), "training.early_stopping.min_delta", "finite"),
+    ("data.train", {"synthetic": {"shape": [4, 64]}}, "training.data.train.synthetic.shape[0]", "too small"),
+    ("data.train", {"pool": "a", "max_slices": 0}, "training.data.train.max_slices", "positive"),
+    ("data.crop", [64, 0], "training.data.crop[1]", "positive"),
+    ("data.num_workers", -1, "training.data.num_workers", "not be negative"),
+    ("masks.accelerations", [], "training.masks.accelerations", "at least one acceleration"),
+    ("masks.weight", 0.0, "training.masks.weight", "weight must be positive"),
+    ("masks.mix", [{"type": "spiral"}], "training.masks.mix[0].type", "unknown mask"),
+    ("masks.mix", [{"type": "random", "accelerations": [4, 8], "center_fractions": [0.1, 0.1, 0.1]}],
+     "training.masks.mix[0].center_fractions", "one per acceleration"),
+    ("masks", {"fresh_per_batch": False, "mix": [{"type": "random"}]}, "training.masks.mix", "fresh masks"),
+    ("loss.params", {"k1": -0.01}, "training.loss.params.k1", "positive"),
+    ("loss", {"name": "ssim_l1", "params": {"ssim_weight": 0.0, "l1_weight": 0.0}}, "training.loss.params",
+     "both be zero"),
+    ("loss", {"name": "ssim_l1", "params": {"l1_weight": -1.0}}, "training.loss.params.l1_weight", "negative"),
+    ("optimizer.d_lr", 0.0, "training.optimizer.d_lr", "learning rate"),
+    ("schedule.final_fraction", 1.5, "training.schedule.final_fraction", r"outside \[0, 1\]"),
+    ("schedule", {"name": "step", "step_size": 2, "gamma": 0.0}, "training.schedule.gamma", "decay factor"),
+    ("seed", -1, "training.seed", "not be negative"),
+    ("validate_every", 0, "training.validate_every", "positive"),
 ]
 
 
@@ -210,9 +233,22 @@ def test_rcgan_loss_params_are_checked(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="2 samples") as info:
         load_recipe(_write(tmp_path, training))
     assert info.value.field == "training.loss.params.p_train"
-    training["loss"]["params"] = {"beta_adv": [1e-2, 1e-4]}
-    with pytest.raises(InputError, match="one more value"):
-        load_recipe(_write(tmp_path, training))
+    for params, field, words in [
+        ({"beta_adv": [1e-2, 1e-4]}, "training.loss.params.beta_adv", "one more value"),
+        ({"beta_adv": [1e-2, -1e-4, 0.0]}, "training.loss.params.beta_adv[1]", "not be negative"),
+        ({"beta_adv_milestones": [22, 4]}, "training.loss.params.beta_adv_milestones", "increasing"),
+        ({"beta_sd": 2.0, "beta_sd_max": 1.0}, "training.loss.params.beta_sd_max", "below beta_sd"),
+        ({"p_val": 1}, "training.loss.params.p_val", "Prop. 3.3"),
+        ({"autotune_every": 0}, "training.loss.params.autotune_every", "positive"),
+    ]:
+        training["loss"]["params"] = params
+        with pytest.raises(InputError, match=words) as info:
+            load_recipe(_write(tmp_path, training))
+        assert info.value.field == field
+    prior = {**BASE, "model": "ncsnv2-brain", "loss": {"name": "dsm", "params": {"ema": 1.0}}}
+    with pytest.raises(InputError, match="EMA decay") as info:
+        load_recipe(_write(tmp_path, prior))
+    assert info.value.field == "training.loss.params.ema"
 
 
 def test_file_level_errors(tmp_path: Path) -> None:
@@ -261,7 +297,9 @@ HIDDEN = [
     ({"epochs": None, "steps": 0}, "training.steps", "positive"),
     ({"epochs": 0}, "training.epochs", "positive"),
     ({"validate_every": 0}, "training.validate_every", "positive"),
-    ({"data": {"train": {"pool": "x", "synthetic": {"volumes": 0}}}}, "training.data.train", "exactly one"),
+    ({"data": {"train": {"pool": "x", "synthetic": {"volumes": 1}}}}, "training.data.train", "exactly one"),
+    ({"data": {"train": {"pool": None, "synthetic": {"volumes": 0}}}}, "training.data.train.synthetic.volumes",
+     "positive"),
     ({"data": {"slices_per_batch": 0}}, "training.data.slices_per_batch", "positive"),
     ({"optimizer": {"lr": float("nan")}}, "training.optimizer.lr", "positive"),
     ({"checkpoint": {"every_steps": 0}}, "training.checkpoint.every_steps", "positive"),
@@ -279,6 +317,27 @@ def test_smoke_overrides_do_not_hide_bad_values(tmp_path: Path, change: dict, fi
             load_recipe(path, smoke=smoke_run)
         assert info.value.path == str(path) and info.value.field == field
     assert "--smoke overrides it" in str(info.value)
+
+
+def test_validate_recipe_checks_a_recipe_built_in_code(tmp_path: Path) -> None:
+    """Field rules hold for a recipe made with dataclasses.replace too (not only for one read from a file)."""
+    import dataclasses
+
+    recipe, _ = load_recipe(_write(tmp_path, BASE))
+    validate_recipe(recipe, "built")
+    bad = dataclasses.replace(recipe, optimizer=dataclasses.replace(recipe.optimizer, lr=-1.0))
+    with pytest.raises(InputError, match="learning rate must be positive") as info:
+        validate_recipe(bad, "built", note=" (in code)")
+    assert info.value.path == "built" and info.value.field == "training.optimizer.lr"
+    assert str(info.value).count("(in code)") == 1
+    mixed = dataclasses.replace(recipe, masks=MaskSpec(mix=(MaskAlternative(type="random", weight=0.0),)))
+    with pytest.raises(InputError, match="weight must be positive") as info:
+        validate_recipe(mixed)
+    assert info.value.field == "training.masks.mix[0].weight"
+
+
+def test_supervised_families_come_from_the_architecture_table() -> None:
+    assert set(SUPERVISED_ARCHS) == {"unet", "vit", "varnet", "modl"}
 
 
 def test_deep_merge() -> None:

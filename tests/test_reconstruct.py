@@ -14,7 +14,7 @@ import torch
 import mrizoo
 from mrizoo.data.synthetic import make_test_volume
 from mrizoo.errors import InputError
-from mrizoo.hub.format import save_pretrained
+from mrizoo.models.checkpoint import save_pretrained
 from mrizoo.reconstruct import reconstruct_file, reconstruct_path
 
 SHAPE = (32, 32)

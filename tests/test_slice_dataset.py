@@ -19,6 +19,7 @@ from mrizoo.data.slices import (
     collate_samples,
 )
 from mrizoo.data.synthetic import make_test_volume
+from mrizoo.data.transforms import SampleTransform, SliceRecord
 from mrizoo.data.writer import write_volume
 from mrizoo.errors import InputError
 
@@ -306,3 +307,158 @@ def test_dataloader_batches_volumes_of_different_sizes(folder):
         collate_samples([ds[0], ds[3]])
     with pytest.raises(InputError, match="empty"):
         collate_samples([])
+
+
+# ----------------------------------------------------------------------------- transforms
+REFERENCE = Path(__file__).parent / "data" / "slice_reference.npz"
+# name -> (SliceDataset settings, items): the samples in REFERENCE were computed with these
+# settings by SliceDataset before it took a transform (see tests/data/README.md)
+REFERENCE_CONFIGS = {
+    "a": (dict(target="rss", mask="equispaced_fraction", acceleration=4, mask_params={"center_fraction": 0.125},
+               seed_mode="sample", seed=3, crop=(24, 20)), [0, 2]),
+    "b": (dict(target="mvue", mask="random", acceleration=4, mask_params={"center_fraction": 0.125},
+               seed_mode="filename", espirit={"calib_width": 16}), [1]),
+    "c": (dict(target="reconstruction_rss"), [1]),
+    "d": (dict(target="rss", mask="random", acceleration=4, mask_params={"center_fraction": 0.125},
+               seed_mode="random", seed=7), [0, 1, 2, 1]),
+    "e": (dict(target="rss", with_maps=True, espirit={"calib_width": 16}), [2]),
+}
+
+
+@pytest.fixture(scope="module")
+def reference_volume(tmp_path_factory) -> Path:
+    return make_test_volume(tmp_path_factory.mktemp("ref") / "ref_vol.h5", num_slices=3, shape=(32, 32),
+                            num_coils=3, seed=5, snr_db=35.0)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_CONFIGS))
+def test_default_transform_gives_the_reference_samples(reference_volume, name):
+    """The default transform yields the samples SliceDataset gave before transforms were pluggable."""
+    kwargs, items = REFERENCE_CONFIGS[name]
+    ref = np.load(REFERENCE)
+    ds = SliceDataset([reference_volume], **kwargs)
+    assert isinstance(ds.transform, SampleTransform) and ds.transform.target == kwargs["target"]
+    with FastMRIVolume(reference_volume) as vol:
+        full = [vol.kspace(i) for i in range(vol.num_slices)]
+    for j, i in enumerate(items):  # in order: the "random" seed mode draws from one generator
+        s = ds[i]
+        key = f"{name}{j}"
+        assert isinstance(s, Sample) and s.fname == "ref_vol.h5" and s.slice_index == i == ref[key + "_meta"][0]
+        np.testing.assert_array_equal(s.mask.numpy(), ref[key + "_mask"])
+        assert torch.equal(s.kspace, torch.where(s.mask, full[i], torch.zeros((), dtype=torch.complex64)))
+        np.testing.assert_allclose(s.target.numpy(), ref[key + "_target"], rtol=1e-4, atol=1e-5)
+        assert s.max_value == pytest.approx(ref[key + "_meta"][1], rel=1e-5)
+        if key + "_maps" in ref.files:
+            np.testing.assert_allclose(s.maps.numpy(), ref[key + "_maps"], atol=1e-4)
+        else:
+            assert s.maps is None
+
+
+def test_explicit_default_transform_equals_the_settings(reference_volume):
+    kwargs, _ = REFERENCE_CONFIGS["a"]
+    by_settings = SliceDataset([reference_volume], **kwargs)
+    explicit = SliceDataset([reference_volume], transform=SampleTransform(**kwargs))
+    for i in range(len(by_settings)):
+        a, b = by_settings[i], explicit[i]
+        assert torch.equal(a.mask, b.mask) and torch.equal(a.kspace, b.kspace) and torch.equal(a.target, b.target)
+        assert a.max_value == b.max_value
+    assert explicit.crop == (24, 20)
+    stored = SliceDataset([reference_volume], transform=SampleTransform(target="reconstruction_rss"))
+    assert stored.target == "reconstruction_rss"
+    with FastMRIVolume(reference_volume) as vol:
+        assert torch.equal(stored[1].target, vol.target(1, "reconstruction_rss"))
+    with pytest.raises(InputError, match="differs") as err:
+        SliceDataset([reference_volume], target="mvue", transform=SampleTransform(target="reconstruction_rss"))
+    assert err.value.field == "target"
+
+
+class _Recorder:
+    """A custom transform: keeps every record it gets and returns a tuple of its own."""
+
+    def __init__(self) -> None:
+        self.records: list[SliceRecord] = []
+
+    def __call__(self, record: SliceRecord) -> tuple[str, int, float]:
+        self.records.append(record)
+        return ("mine", record.slice_index, float(record.kspace.abs().sum()))
+
+
+def test_custom_transform_receives_the_record_and_its_output_is_the_item(folder):
+    recorder = _Recorder()
+    ds = SliceDataset(folder, transform=recorder)
+    item = ds[4]
+    rec = recorder.records[-1]
+    with FastMRIVolume(folder / "vol_b.h5") as vol:
+        full, attrs = vol.kspace(1), vol.attrs
+    assert item == ("mine", 1, pytest.approx(float(full.abs().sum())))
+    assert torch.equal(rec.kspace, full) and rec.kspace.shape == (4, 56, 64)  # as stored: not undersampled
+    assert rec.mask is None and rec.target is None  # no stored mask; rss is computed, not stored
+    assert rec.attrs.keys() == attrs.keys() and rec.attrs["max"] == attrs["max"] > 0
+    assert (rec.fname, rec.slice_index, rec.path) == ("vol_b.h5", 1, folder / "vol_b.h5")
+    stored = SliceDataset(folder, target="reconstruction_rss", transform=recorder)
+    stored[0]
+    with FastMRIVolume(folder / "vol_a.h5") as vol:
+        assert torch.equal(recorder.records[-1].target, vol.target(0, "reconstruction_rss"))
+    assert ds.record(4).slice_index == 1 and ds.crop is None
+
+
+def test_custom_transform_sees_stored_masks_and_single_coil_data(tmp_path):
+    rng = np.random.default_rng(1)
+    k = (rng.standard_normal((2, 16, 12)) + 1j * rng.standard_normal((2, 16, 12))).astype(np.complex64)
+    columns = np.zeros(12, dtype=bool)
+    columns[[0, 5, 6, 9]] = True
+    write_volume(tmp_path / "single.h5", kspace=k * columns, mask=columns,
+                 targets={"reconstruction_esc": np.abs(k).astype(np.float32)})
+    rec = SliceDataset(tmp_path, target="reconstruction_esc", transform=lambda r: r)[1]
+    assert isinstance(rec, SliceRecord) and rec.kspace.shape == (1, 16, 12)
+    np.testing.assert_array_equal(rec.kspace[0].numpy(), k[1] * columns)
+    assert rec.mask.shape == (16, 12) and torch.equal(rec.mask, torch.from_numpy(columns).expand(16, 12))
+    np.testing.assert_array_equal(rec.target.numpy(), np.abs(k[1]).astype(np.float32))
+
+
+def test_bad_transform_is_refused_before_any_work(folder):
+    with pytest.raises(InputError, match="must be callable") as err:
+        SliceDataset(folder, transform="rss")
+    assert err.value.field == "transform"
+    with pytest.raises(InputError, match="default transform") as err:
+        SliceDataset(folder, transform=_Recorder(), crop=(8, 8))
+    assert err.value.field == "crop"
+    with pytest.raises(InputError) as err:
+        SliceDataset(folder, transform=_Recorder(), mask="equispaced", acceleration=4)
+    assert err.value.field == "mask"
+    ds = SliceDataset(folder, transform=_Recorder())
+    with pytest.raises(InputError, match="default transform") as err:
+        ds.crop = (8, 8)
+    assert err.value.field == "crop"
+
+
+
+def test_records_of_the_shipped_real_scan_match_fastmri_raw_samples(tmp_path):
+    """On the real brain scan shipped with the package (always present), a record holds what
+    fastMRI's own SliceDataset reads raw, and the default transform keeps the file's own mask."""
+    import shutil
+
+    from fastmri.data import mri_data
+
+    from mrizoo.demo.scan import demo_scan_path
+
+    folder = tmp_path / "multicoil_val"
+    folder.mkdir()
+    src = shutil.copy(demo_scan_path(), folder / "brain_t1_8ch_r4.h5")
+    theirs = mri_data.SliceDataset(folder, challenge="multicoil")[0]
+    kspace, mask, target, attrs, fname, dataslice = theirs
+    rec = SliceDataset(folder, target="reconstruction_rss", transform=lambda r: r)[0]
+    np.testing.assert_array_equal(rec.kspace.numpy(), kspace)  # [8, 230, 180], zeros where not sampled
+    np.testing.assert_array_equal(rec.mask.numpy(), np.broadcast_to(mask, rec.mask.shape))
+    np.testing.assert_array_equal(rec.target.numpy(), target)
+    assert (rec.fname, rec.slice_index) == (fname, dataslice)
+    assert rec.attrs["max"] == attrs["max"] and rec.attrs["acquisition"] == attrs["acquisition"] == "AXT1"
+
+    s = SliceDataset(folder, target="reconstruction_rss", mask="equispaced_fraction", acceleration=8,
+                     mask_params={"center_fraction": 0.04})[0]
+    assert torch.equal(s.mask, rec.mask) and not bool(s.mask.all())  # the file's mask, not a new one
+    assert torch.equal(s.kspace, rec.kspace) and torch.equal(s.target, rec.target)
+    assert s.max_value == pytest.approx(attrs["max"])
+    with pytest.raises(InputError, match="needs fully sampled k-space") as err:
+        SliceDataset([src], target="rss")[0]
+    assert err.value.field == "target"

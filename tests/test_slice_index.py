@@ -16,7 +16,7 @@ import torch
 from mrizoo.data.synthetic import make_test_volume
 from mrizoo.data.writer import make_ismrmrd_header
 from mrizoo.errors import InputError
-from mrizoo.pools.index import SliceIndex, build_slice_index, holdout_split, split_from_path
+from mrizoo.pools import SliceIndex, build_slice_index, holdout_split, split_from_path
 from mrizoo.pools.spec import Range, Selection
 
 fastmri = pytest.importorskip("fastmri")
@@ -203,7 +203,7 @@ def test_hash_split_ratio_and_determinism_across_processes() -> None:
     share = split.count("train") / len(split)
     assert abs(share - 0.85) < 0.02  # binomial sd at n=4000 is 0.0056
     assert set(split) == {"train", "val"}
-    code = ("import json,sys; from mrizoo.pools.index import holdout_split; "
+    code = ("import json,sys; from mrizoo.pools.splits import holdout_split; "
             "print(json.dumps(holdout_split([f'volume_{i:05d}' for i in range(4000)], 0.85)))")
     env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)

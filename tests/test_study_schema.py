@@ -64,6 +64,28 @@ def test_shipped_studies_validate_as_written_and_with_smoke(tmp_path: Path) -> N
      "study.pools.contrasts.test.P[0].colour", "unknown column"),
     (lambda d: d["study"]["data"]["minipool"].update(bogus=3), "study.data.minipool", "unknown key"),
     (lambda d: d["study"]["smoke"]["overrides"].update(seed=3), "study.overrides.seed", "set by the study"),
+    # rules declared on the schema's fields
+    (lambda d: d["study"].update(name="joint vs separate"), "study.name", "invalid study name"),
+    (lambda d: d["study"]["arms"].update(val=d["study"]["arms"]["P"]), "study.arms.val", "invalid name"),
+    (lambda d: d["study"]["pools"].update({"bad pool": {}}), "study.pools.bad pool", "invalid name"),
+    (lambda d: d["study"].update(seeds=[0, 0]), "study.seeds", "need distinct seeds"),
+    (lambda d: d["study"].update(seeds=[-1]), "study.seeds[0]", "must not be negative"),
+    (lambda d: d["study"]["arms"]["P"].update(seeds=[]), "study.arms.P.seeds", "need distinct seeds"),
+    (lambda d: d["study"]["evaluation"].update(metrics=["ssim", "lpips"]), "study.evaluation.metrics[1]",
+     "unknown metric"),
+    (lambda d: d["study"]["evaluation"].update(metrics=[]), "study.evaluation.metrics", "no metric"),
+    (lambda d: d["study"]["evaluation"].update(sets={}), "study.evaluation.sets", "at least one evaluation set"),
+    (lambda d: d["study"]["evaluation"].update(acceleration=1.0), "study.evaluation.acceleration", "must exceed 1"),
+    (lambda d: d["study"]["evaluation"].update(center_fraction=1.5), "study.evaluation.center_fraction",
+     "outside (0, 1)"),
+    (lambda d: d["study"]["evaluation"].update(mask="spiral"), "study.evaluation.mask", "unknown mask type"),
+    (lambda d: d["study"]["findings"]["joint_as_good"].update(tolerance=-0.1),
+     "study.findings.joint_as_good.tolerance", "must not be negative"),
+    (lambda d: d["study"]["findings"]["joint_as_good"].update(paper_rule={"patience": 0}),
+     "study.findings.joint_as_good.paper_rule.patience", "must be positive"),
+    (lambda d: d["study"]["findings"]["joint_as_good"].update(smooth=0), "study.findings.joint_as_good.smooth",
+     "no smoothing"),
+    (lambda d: d["study"]["figures"].update({"val": {"kind": "bars"}}), "study.figures.val", "invalid name"),
 ])
 def test_errors_name_the_file_and_key(tmp_path: Path, edit: Any, field: str, words: str) -> None:
     doc = _base()
@@ -75,6 +97,20 @@ def test_errors_name_the_file_and_key(tmp_path: Path, edit: Any, field: str, wor
     assert err.path == str(tmp_path / "s.yaml")
     assert (err.field or "").startswith(field), err
     assert words in str(err)
+
+
+def test_rules_of_the_study_as_written_hold_under_smoke(tmp_path: Path) -> None:
+    """A value the smoke mapping replaces is still checked, and the error says so."""
+    doc = _base()
+    doc["study"]["evaluation"]["center_fraction"] = 0.0
+    doc["study"]["smoke"]["evaluation"] = {"center_fraction": 0.08}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    for smoke in (False, True):
+        with pytest.raises(InputError, match="outside") as info:
+            load_study(path, smoke=smoke)
+        assert info.value.field == "study.evaluation.center_fraction"
+    assert "--smoke overrides it" in str(info.value)
 
 
 def _results(final: dict[str, dict[str, dict[str, float]]], history: dict[str, list] | None = None) -> dict[str, Any]:

@@ -180,7 +180,7 @@ def _fastmri_ssim_of_published_model(run: Path, recipe_path: Path) -> tuple[floa
     subsample = pytest.importorskip("fastmri.data.subsample")
     import h5py
 
-    from mrizoo.hub.format import from_pretrained
+    from mrizoo.zoo.pretrained import from_pretrained
     from mrizoo.train.data import synthetic_volumes
     from mrizoo.train.recipe import load_recipe
 
@@ -220,8 +220,8 @@ def test_smoke_run_of_each_family_through_the_cli(recipe, tmp_path, monkeypatch,
     assert vals and all(math.isfinite(v["id"]["ssim"]) for v in vals)
     assert _records(run, "train")[-1]["step"] == vals[-1]["step"]
 
-    from mrizoo.hub.cards import load_training_summary
-    from mrizoo.hub.format import from_pretrained
+    from mrizoo.models.provenance import load_training_summary
+    from mrizoo.zoo.pretrained import from_pretrained
     from mrizoo.zoo.factory import load
 
     summary = load_training_summary(run / "training_summary.json")
@@ -231,7 +231,7 @@ def test_smoke_run_of_each_family_through_the_cli(recipe, tmp_path, monkeypatch,
     last_ckpt = max((run / "checkpoints").iterdir(), key=lambda p: int(p.name.split("_")[1]))
     selected = json.loads((last_ckpt / "trainer_state.json").read_text())["selected"]
     assert weights_digest(published) == selected["weights_sha256"]
-    from mrizoo.hub.local_zoo import local_zoo_dir
+    from mrizoo.zoo.local import local_zoo_dir
 
     assert not local_zoo_dir(recipe).exists()  # a smoke run never replaces the zoo's weights
     loaded = load(run / "model")  # the run's model loads from its folder, saying so

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 import mrizoo
 from mrizoo.errors import InputError
-from mrizoo.hub.format import WEIGHTS_NAME, from_pretrained, save_pretrained, sha256_file
+from mrizoo.models.checkpoint import WEIGHTS_NAME, save_pretrained, sha256_file
+from mrizoo.zoo.pretrained import from_pretrained
 from mrizoo.train.checkpointing import STATE_NAME
 from mrizoo.train.loop import TrainOptions, train
 

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mrizoo.hub.import_checkpoint import IMPORT_FORMATS
+    from mrizoo.zoo.import_checkpoint import IMPORT_FORMATS
 
     formats = "; ".join(f"{k}: {v}" for k, v in IMPORT_FORMATS.items())
     p = sub.add_parser(
@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from mrizoo.hub.format import read_config
-    from mrizoo.hub.import_checkpoint import import_checkpoint
+    from mrizoo.models.checkpoint import read_config
+    from mrizoo.zoo.import_checkpoint import import_checkpoint
 
     out = import_checkpoint(args.format, args.file, args.out_dir, name=args.name, overwrite=args.overwrite)
     doc = read_config(out)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from mrizoo.errors import InputError
 
 __all__ = ["register"]
 
@@ -24,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="staging folder to keep (new or empty; default: a temporary one)")
     p.add_argument("--overwrite-card", action="store_true", help="replace a README.md that exists on the Hub")
     p.add_argument("--commit-message", metavar="TEXT", help="commit summary")
-    p.add_argument("--results", metavar="FILE", help="evaluation results JSON (default evaluation.json of the checkpoint or run folder)")
+    p.add_argument("--results", metavar="FILE",
+                   help="evaluation results JSON (default evaluation.json of the checkpoint or run folder)")
     p.add_argument("--training", metavar="FILE",
                    help="training summary JSON (default training_summary.json of the checkpoint or run folder)")
     p.set_defaults(func=_push)
@@ -47,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from mrizoo.hub.push import push_checkpoint
+    from mrizoo.cards.publish import push_checkpoint  # imports torch: only when the command runs
 
     push_checkpoint(args.run_dir, args.repo_id, private=args.private, revision=args.revision,
                     dry_run=args.dry_run, overwrite_card=args.overwrite_card,
@@ -57,10 +61,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mrizoo.errors import InputError
-    from mrizoo.hub.cards import card_for, card_path, regenerate_cards, shipped_entry_names
+    from mrizoo.cards import card_for, card_path, regenerate_cards, shipped_entry_names  # imports torch: only when run
 
     if bool(args.name) == bool(args.all):
         raise InputError("give one zoo NAME or --all", field="NAME", expected="exactly one of NAME, --all")

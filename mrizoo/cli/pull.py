@@ -41,7 +41,7 @@ def _human(size: int) -> str:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from mrizoo.hub.resolve import resolve_checkpoint
+    from mrizoo.zoo.resolve import resolve_checkpoint
 
     got = resolve_checkpoint(args.name, revision=args.revision, prefer_local=False)
     if got.folder is None:
@@ -66,8 +66,8 @@ def _rows(items: list) -> str:
 
 
 def _cache_list(args: argparse.Namespace) -> int:
-    from mrizoo.hub.local_zoo import mrizoo_home
-    from mrizoo.hub.resolve import cached_items
+    from mrizoo._paths import mrizoo_home
+    from mrizoo.zoo.resolve import cached_items
 
     items = cached_items(args.name)
     if not items:
@@ -80,7 +80,7 @@ def _cache_list(args: argparse.Namespace) -> int:
 
 
 def _cache_clean(args: argparse.Namespace) -> int:
-    from mrizoo.hub.resolve import cached_items, remove_cached
+    from mrizoo.zoo.resolve import cached_items, remove_cached
 
     items = [i for i in cached_items(args.name) if i.removable]
     if not items:

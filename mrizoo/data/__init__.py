@@ -29,6 +29,7 @@ from mrizoo.data.synthetic import (
     simulate_multicoil,
     smooth_phase,
 )
+from mrizoo.data.transforms import SampleTransform, SliceRecord
 from mrizoo.data.writer import make_ismrmrd_header, write_volume
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
     "convert_to_fastmri", "get_converter", "kspace_to_volume", "register_converter",
     "FastMRIVolume", "HeaderSizes", "parse_ismrmrd_header",
     "Sample", "SampleBatch", "SliceDataset", "VolumeBatchSampler", "VolumeInfo", "center_crop",
-    "collate_samples",
+    "collate_samples", "SampleTransform", "SliceRecord",
     "birdcage_maps", "ellipse_phantom", "make_test_volume", "simulate_multicoil", "smooth_phase",
     "make_ismrmrd_header", "write_volume",
 ]

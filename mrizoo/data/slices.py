@@ -1,28 +1,26 @@
 """A slice-level dataset over fastMRI-convention volumes, and a volume-grouping batch sampler.
 
-The index is built from the ``kspace`` dataset shapes only; every slice is read, masked and
-turned into a target when it is requested, so constructing a dataset over thousands of
-volumes costs one metadata read per file.
+The index is built from the ``kspace`` dataset shapes only; every slice is read when it is
+requested and handed to the dataset's transform (:mod:`mrizoo.data.transforms`; by default
+masked and turned into a target), so constructing a dataset over thousands of volumes costs
+one metadata read per file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
 
 from mrizoo.data.fastmri_h5 import FastMRIVolume
+from mrizoo.data.transforms import COMPUTED_TARGETS, Sample, SampleTransform, SeedMode, SliceRecord, check_crop
 from mrizoo.errors import InputError
 from mrizoo.metrics.region import center_crop  # one crop for data and metrics
-from mrizoo.physics.coils import rss, sense_combine
-from mrizoo.physics.fft import ifft2c
 
 __all__ = [
     "Sample",
@@ -33,27 +31,6 @@ __all__ = [
     "center_crop",
     "collate_samples",
 ]
-
-SeedMode = Literal["random", "filename", "sample"]
-
-
-@dataclass
-class Sample:
-    """One slice: undersampled k-space, its mask, the target image and bookkeeping.
-
-    ``kspace``: complex64 ``[C, H, W]`` with unsampled entries zero. ``mask``: bool
-    ``[H, W]``. ``target``: float32 ``[h, w]``. ``max_value``: the data range for metrics
-    (the volume's ``max`` attribute for RSS targets when stored, else the slice maximum).
-    ``maps``: ESPIRiT maps ``[C, H, W]`` when computed (MVUE targets or ``with_maps``).
-    """
-
-    kspace: torch.Tensor
-    mask: torch.Tensor
-    target: torch.Tensor
-    fname: str
-    slice_index: int
-    max_value: float
-    maps: torch.Tensor | None = None
 
 
 @dataclass
@@ -106,18 +83,20 @@ def _list_files(paths_or_folder: str | os.PathLike[str] | Sequence[str | os.Path
     return files
 
 
-def _sample_seed(fname: str, slice_index: int, seed: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{fname}:{slice_index}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
 class SliceDataset(torch.utils.data.Dataset):
-    """Slices of fastMRI volumes with retrospective undersampling and a chosen target.
+    """Slices of fastMRI volumes, each read as a :class:`~mrizoo.data.transforms.SliceRecord` and transformed.
+
+    ``transform``: a callable applied to each record; its result is the item (fastMRI's
+    ``SliceDataset(transform=...)`` convention, with one record argument instead of six).
+    None uses :class:`~mrizoo.data.transforms.SampleTransform` built from this dataset's
+    settings: retrospective undersampling and a chosen target, yielding
+    :class:`~mrizoo.data.transforms.Sample` items.
 
     ``target``: ``"rss"`` (RSS of the fully sampled slice), ``"mvue"`` (magnitude of the
     SENSE combination with ESPIRiT maps estimated from the fully sampled centre; settings
     in ``espirit``, e.g. ``{"calib_width": 24}``), or the name of a stored target dataset
-    (e.g. ``"reconstruction_rss"``). ``with_maps`` returns the ESPIRiT maps for any target.
+    (e.g. ``"reconstruction_rss"``), which is read into each record's ``target`` (also for
+    a custom transform). ``with_maps`` returns the ESPIRiT maps for any target.
     ``crop``: centre crop ``(h, w)`` of the target (None keeps the full image). ``mask``: a
     mask name of :mod:`mrizoo.masks` with ``mask_params`` (``acceleration`` is a shortcut
     for that parameter); None keeps every sample. Files whose stored ``mask`` shows they
@@ -125,6 +104,10 @@ class SliceDataset(torch.utils.data.Dataset):
     ``seed_mode``: ``"random"`` draws a fresh mask seed per sample from a generator seeded
     with ``seed`` (training); ``"filename"`` uses fastMRI's per-file seed, one mask per
     volume (validation); ``"sample"`` derives a fixed seed from ``seed``, file and slice.
+    ``crop``, ``mask``, ``mask_params``, ``acceleration``, ``seed_mode``, ``seed``,
+    ``espirit`` and ``with_maps`` configure the default transform: giving them with a
+    custom ``transform`` is an error (set them on that transform instead). A
+    :class:`~mrizoo.data.transforms.SampleTransform` given as ``transform`` sets the target.
     """
 
     def __init__(
@@ -140,47 +123,34 @@ class SliceDataset(torch.utils.data.Dataset):
         seed: int | None = 0,
         espirit: dict[str, Any] | None = None,
         with_maps: bool = False,
+        transform: Callable[[SliceRecord], Any] | None = None,
     ) -> None:
-        if not isinstance(target, str) or not target:
-            raise InputError("target must be 'rss', 'mvue' or a stored dataset name", field="target",
-                             got=target)
-        if seed_mode not in ("random", "filename", "sample"):
-            raise InputError("unknown seed mode", field="seed_mode",
-                             expected="'random', 'filename' or 'sample'", got=seed_mode)
-        if crop is not None:
-            if len(tuple(crop)) != 2 or any(int(c) < 1 for c in crop):
-                raise InputError("crop must be two positive integers (h, w)", field="crop", got=crop)
-            crop = (int(crop[0]), int(crop[1]))
+        if transform is None:
+            transform = SampleTransform(target=target, crop=crop, mask=mask, mask_params=mask_params,
+                                        acceleration=acceleration, seed_mode=seed_mode, seed=seed,
+                                        espirit=espirit, with_maps=with_maps)
+        else:
+            if not callable(transform):
+                raise InputError("a transform must be callable", field="transform",
+                                 expected="a callable taking a SliceRecord", got=type(transform).__name__)
+            if not isinstance(target, str) or not target:
+                raise InputError("target must be 'rss', 'mvue' or a stored dataset name", field="target",
+                                 got=target)
+            given = [name for name, value in (
+                ("crop", crop), ("mask", mask), ("mask_params", mask_params), ("acceleration", acceleration),
+                ("seed_mode", None if seed_mode == "random" else seed_mode), ("seed", None if seed == 0 else seed),
+                ("espirit", espirit), ("with_maps", with_maps or None),
+            ) if value is not None]
+            if given:
+                raise InputError("a setting of the default transform given with a custom transform",
+                                 field=given[0], expected="the setting on the transform itself")
+            if isinstance(transform, SampleTransform) and target != transform.target:  # it names the stored image
+                if target != "rss":
+                    raise InputError("target differs from the transform's", field="target",
+                                     expected=repr(transform.target), got=repr(target))
+                target = transform.target
         self.target = target
-        self.crop = crop
-        self.mask_name = mask
-        self.mask_params = dict(mask_params or {})
-        if acceleration is not None:
-            if "acceleration" in self.mask_params:
-                raise InputError("acceleration given twice (argument and mask_params)", field="acceleration")
-            self.mask_params["acceleration"] = acceleration
-        if self.mask_params and mask is None:
-            raise InputError("mask parameters without a mask name", field="mask",
-                             expected="a mask name from mrizoo.masks.list_masks()")
-        if mask is not None:
-            from mrizoo.masks import list_masks
-
-            if mask not in list_masks():
-                raise InputError("unknown mask", field="mask", expected=f"one of {list_masks()}",
-                                 got=repr(mask))
-        self.seed_mode = seed_mode
-        self.seed = seed
-        self.espirit = dict(espirit or {})
-        self.with_maps = with_maps
-        if target == "mvue" or with_maps:  # check the ESPIRiT settings now, not at the first item
-            from mrizoo.physics.espirit import EspiritConfig
-
-            try:
-                EspiritConfig(**self.espirit)
-            except TypeError as err:
-                raise InputError("unknown ESPIRiT setting", field="espirit", got=str(err)) from None
-        self._generator: torch.Generator | None = None
-        self._generator_owner: tuple[int, int | None] | None = None
+        self.transform = transform
 
         self.volumes: list[VolumeInfo] = []
         self.examples: list[tuple[int, int]] = []
@@ -191,6 +161,18 @@ class SliceDataset(torch.utils.data.Dataset):
             self.volumes.append(info)
             self.examples.extend((vid, s) for s in range(info.num_slices))
 
+    @property
+    def crop(self) -> tuple[int, int] | None:
+        """The default transform's target crop (None for a custom transform without one)."""
+        return getattr(self.transform, "crop", None)
+
+    @crop.setter
+    def crop(self, value: tuple[int, int] | None) -> None:
+        if not isinstance(self.transform, SampleTransform):
+            raise InputError("crop is a setting of the default transform", field="crop",
+                             expected="a dataset using SampleTransform", got=type(self.transform).__name__)
+        self.transform.crop = check_crop(value)
+
     # ---------------------------------------------------------------- indexing
     def __len__(self) -> int:
         return len(self.examples)
@@ -200,104 +182,27 @@ class SliceDataset(torch.utils.data.Dataset):
         """Volume number of every example (used to batch slices of one volume)."""
         return [v for v, _ in self.examples]
 
-    # ------------------------------------------------------------------ masks
-    def _random_seed(self) -> int:
-        info = torch.utils.data.get_worker_info()
-        owner = (os.getpid(), None if info is None else info.id)
-        if self._generator is None or self._generator_owner != owner:
-            gen = torch.Generator()
-            if info is not None:  # distinct, reproducible stream per worker
-                gen.manual_seed(int(info.seed) & 0x7FFFFFFFFFFFFFFF)
-            elif self.seed is None:
-                gen.seed()
-            else:
-                gen.manual_seed(int(self.seed))
-            self._generator, self._generator_owner = gen, owner
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator))
-
-    def _mask_seed(self, fname: str, slice_index: int) -> int | tuple[int, ...]:
-        if self.seed_mode == "filename":
-            from mrizoo.masks import seed_from_name
-
-            return tuple(seed_from_name(fname))
-        if self.seed_mode == "sample":
-            return _sample_seed(fname, slice_index, int(self.seed or 0))
-        return self._random_seed()
-
-    def _make_mask(
-        self, vol: FastMRIVolume, shape: tuple[int, int], fname: str, slice_index: int
-    ) -> tuple[torch.Tensor, bool]:
-        """Mask ``[H, W]`` and whether it came from the file (already undersampled data)."""
-        stored = vol.mask()
-        measured = None if stored is None else (stored.expand(shape) if stored.ndim == 1 else stored).clone()
-        label = vol.attrs.get("sampling")  # written with every volume: a stored mask may only mark zero bands
-        if measured is not None and not bool(measured.all()) and label != "fully_sampled":
-            return measured, True
-        if self.mask_name is None:
-            return (torch.ones(shape, dtype=torch.bool) if measured is None else measured), False
-        from mrizoo.masks import create_mask
-
-        seed = self._mask_seed(fname, slice_index)
-        made = create_mask(self.mask_name, shape, seed=seed, **self.mask_params)
-        m = torch.as_tensor(made.mask if hasattr(made, "mask") else made).to(torch.bool)
-        if m.ndim == 1:
-            m = m.expand(shape)
-        if tuple(m.shape) != tuple(shape):
-            raise InputError("mask function returned the wrong shape", field="mask",
-                             expected=shape, got=tuple(m.shape))
-        return m.clone(), False
-
-    # ---------------------------------------------------------------- targets
-    def _maps(self, full: torch.Tensor) -> torch.Tensor:
-        if full.shape[0] == 1:  # one coil: the map is the unit image
-            return torch.ones_like(full)
-        from mrizoo.physics.espirit import espirit_maps
-
-        return espirit_maps(full, **self.espirit)
-
-    def __getitem__(self, index: int) -> Sample:
+    # ----------------------------------------------------------------- items
+    def record(self, index: int) -> SliceRecord:
+        """The raw record of item ``index``: what the transform receives."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} slices")
         vid, s = self.examples[index]
         info = self.volumes[vid]
-        fname = info.path.name
         with FastMRIVolume(info.path) as vol:
             full = vol.kspace(s)
             if full.ndim == 2:
                 full = full.unsqueeze(0)
+            stored = vol.mask()
             shape = (int(full.shape[-2]), int(full.shape[-1]))
-            mask, from_file = self._make_mask(vol, shape, fname, s)
-            maps = None
-            if self.target in ("rss", "mvue"):
-                if from_file:
-                    raise InputError(
-                        f"a '{self.target}' target needs fully sampled k-space but the stored mask "
-                        "shows undersampled data", path=info.path, field="target",
-                        expected="a stored target name, e.g. 'reconstruction_rss'",
-                    )
-                if self.target == "mvue" or self.with_maps:
-                    maps = self._maps(full)
-                image = ifft2c(full)
-                tgt = rss(image) if self.target == "rss" else sense_combine(image, maps).abs()
-            else:
-                tgt = vol.target(s, self.target)
-                if self.with_maps:
-                    maps = self._maps(full)
+            mask = None if stored is None else (stored.expand(shape) if stored.ndim == 1 else stored)
+            target = None if self.target in COMPUTED_TARGETS else vol.target(s, self.target)
             attrs = vol.attrs
-        if self.crop is not None:
-            try:
-                tgt = center_crop(tgt, self.crop)
-            except InputError as err:
-                raise InputError(err.problem, path=info.path, field="crop", expected=err.expected,
-                                 got=err.got) from None
-        tgt = tgt.to(torch.float32).contiguous()
-        if self.target in ("rss", "reconstruction_rss") and isinstance(attrs.get("max"), (int, float)):
-            max_value = float(attrs["max"])
-        else:
-            max_value = float(tgt.max())
-        kspace = torch.where(mask, full, torch.zeros((), dtype=full.dtype))
-        return Sample(kspace=kspace, mask=mask, target=tgt, fname=fname, slice_index=s,
-                      max_value=max_value, maps=maps)
+        return SliceRecord(kspace=full, mask=mask, target=target, attrs=attrs, fname=info.path.name,
+                           slice_index=s, path=info.path)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.transform(self.record(index))
 
 
 def collate_samples(samples: Sequence[Sample]) -> SampleBatch:

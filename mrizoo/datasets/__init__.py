@@ -22,7 +22,6 @@ from mrizoo.datasets.roots import (
     data_config_path,
     dataset_root,
     env_var_name,
-    mrizoo_home,
     read_data_config,
     root_status,
 )
@@ -30,6 +29,6 @@ from mrizoo.datasets.roots import (
 __all__ = [
     "Access", "DatasetEntry", "FieldStrength", "Share", "ViewEntry", "catalog_rows", "get_dataset",
     "list_datasets", "load_catalog", "read_dataset_file",
-    "DatasetRootError", "RootStatus", "data_config_path", "dataset_root", "env_var_name", "mrizoo_home",
+    "DatasetRootError", "RootStatus", "data_config_path", "dataset_root", "env_var_name",
     "read_data_config", "root_status",
 ]

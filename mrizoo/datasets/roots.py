@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mrizoo._paths import datasets_config
 from mrizoo._yaml import read_yaml
 from mrizoo.datasets.catalog import get_dataset, list_datasets
 from mrizoo.errors import InputError
@@ -33,7 +34,6 @@ __all__ = [
     "dataset_root",
     "env_var_name",
     "how_to_set",
-    "mrizoo_home",
     "read_data_config",
     "root_status",
 ]
@@ -43,16 +43,9 @@ class DatasetRootError(InputError):
     """A dataset's local folder is not configured or does not exist."""
 
 
-def mrizoo_home() -> Path:
-    """``$MRIZOO_HOME``, by default ``~/.cache/mrizoo``."""
-    value = os.environ.get("MRIZOO_HOME")
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "mrizoo"
-
-
 def data_config_path() -> Path:
     """The dataset config file: ``$MRIZOO_DATA_CONFIG`` or ``$MRIZOO_HOME/datasets.yaml``."""
-    value = os.environ.get("MRIZOO_DATA_CONFIG")
-    return Path(value).expanduser() if value else mrizoo_home() / "datasets.yaml"
+    return datasets_config()
 
 
 def env_var_name(name: str) -> str:

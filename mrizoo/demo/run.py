@@ -31,7 +31,7 @@ from mrizoo.figures import save_panels
 from mrizoo.masks import create_mask
 from mrizoo.metrics import caption, center_crop, metric_region, score
 from mrizoo.metrics.calibration import calibration
-from mrizoo.reconstruct import _accepts
+from mrizoo.reconstruct_runner import accepts as _accepts
 
 __all__ = ["BASELINES", "DEFAULT_MODELS", "DemoConfig", "DemoResult", "DemoInput", "run_demo", "load_slice",
            "demo_input"]
@@ -203,7 +203,7 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
     baselines = {label: create(name) for label, name in BASELINES.items()
                  if cfg.baselines or name == "zerofilled"}
     models = [(str(spec), load(spec, map_location=cfg.device)) for spec in cfg.models]  # fail early on bad names
-    from mrizoo.hub.format import describe_weights
+    from mrizoo.models.checkpoint import describe_weights
 
     result.weights = {name: describe_weights(net) for name, net in models}
     if cfg.adapt:

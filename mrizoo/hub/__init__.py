@@ -1,26 +1,25 @@
-"""Checkpoints on disk and on the Hugging Face Hub: format, download, upload, model cards, caches."""
+"""Transport to and from the Hugging Face Hub: pinned, sha256-checked downloads, uploads, the cache.
 
-from mrizoo.hub.cards import card_for, regenerate_cards, render_card
+The hub knows file names and repositories, never models: the checkpoint format is
+:mod:`mrizoo.models.checkpoint`, names and weight sources are :mod:`mrizoo.zoo`, model cards
+are :mod:`mrizoo.cards`.
+"""
+
 from mrizoo.hub.download import (
     ChecksumMismatchError,
     HubAccessError,
     HubFileNotFoundError,
+    HubLocation,
     HubRepoNotFoundError,
     HubRevisionNotFoundError,
     WeightsNotCachedError,
+    fetch_hub_checkpoint,
+    parse_hub_spec,
 )
-from mrizoo.hub.evaluation import DatasetResult, EvaluationResults, load_results, save_results
-from mrizoo.hub.format import from_pretrained, load_weights, read_config, save_pretrained, sha256_file
-from mrizoo.hub.local_zoo import local_zoo_dir, mrizoo_home
-from mrizoo.hub.push import push_checkpoint
-from mrizoo.hub.resolve import cached_items, remove_cached, resolve_checkpoint
+from mrizoo.hub.layout import CARD_NAME, CONFIG_NAME, HF_HUB_PREFIX, WEIGHTS_NAME, sha256_file
 
 __all__ = [
-    "card_for", "regenerate_cards", "render_card",
-    "ChecksumMismatchError", "HubAccessError", "HubFileNotFoundError", "HubRepoNotFoundError",
-    "HubRevisionNotFoundError", "WeightsNotCachedError",
-    "DatasetResult", "EvaluationResults", "load_results", "save_results",
-    "from_pretrained", "load_weights", "read_config", "save_pretrained", "sha256_file",
-    "local_zoo_dir", "mrizoo_home", "push_checkpoint",
-    "cached_items", "remove_cached", "resolve_checkpoint",
+    "ChecksumMismatchError", "HubAccessError", "HubFileNotFoundError", "HubLocation", "HubRepoNotFoundError",
+    "HubRevisionNotFoundError", "WeightsNotCachedError", "fetch_hub_checkpoint", "parse_hub_spec",
+    "CARD_NAME", "CONFIG_NAME", "HF_HUB_PREFIX", "WEIGHTS_NAME", "sha256_file",
 ]

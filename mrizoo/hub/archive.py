@@ -14,6 +14,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+from mrizoo._atomic import atomic_file
 from mrizoo.errors import InputError
 
 __all__ = ["extract_member", "is_tar"]
@@ -60,14 +61,8 @@ def extract_member(archive: str | os.PathLike[str], member: str, dest: str | os.
             reader = tar.extractfile(wanted)
             if reader is None:
                 raise InputError("the archive member cannot be read", path=src, field=member)
-            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-            try:
-                with reader, open(tmp, "wb") as f:
-                    shutil.copyfileobj(reader, f, 1 << 20)
-                os.replace(tmp, out)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            with atomic_file(out) as tmp, reader, open(tmp, "wb") as f:
+                shutil.copyfileobj(reader, f, 1 << 20)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise InputError(f"not a readable tar archive ({type(err).__name__}: {err})", path=src) from None
     return out

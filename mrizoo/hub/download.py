@@ -19,12 +19,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from mrizoo.errors import InputError, WeightsUnavailableError
-from mrizoo.models.checkpoint import CONFIG_NAME, HF_HUB_PREFIX, WEIGHTS_NAME, sha256_file
-from mrizoo.hub.local_zoo import mrizoo_home
+from mrizoo._paths import quarantine_root
+from mrizoo.hub.layout import CONFIG_NAME, HF_HUB_PREFIX, WEIGHTS_NAME, sha256_file
 
 __all__ = [
     "HF_HUB_PREFIX", "HubLocation", "HubAccessError", "HubRepoNotFoundError", "HubRevisionNotFoundError",
-    "HubFileNotFoundError", "WeightsNotCachedError", "ChecksumMismatchError", "parse_hub_spec",
+    "HubFileNotFoundError", "WeightsNotCachedError", "ChecksumMismatchError", "FetchOptions", "parse_hub_spec",
     "fetch_hub_checkpoint", "hub_offline", "token_is_set", "hub_endpoint", "cached_zoo_repos",
     "delete_cached_repos", "quarantine_root",
 ]
@@ -137,19 +137,14 @@ def hub_endpoint() -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _hub_cache() -> Path:
+def _hub_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     from huggingface_hub import constants
 
-    return Path(constants.HF_HUB_CACHE)
+    return Path(cache_dir).expanduser() if cache_dir is not None else Path(constants.HF_HUB_CACHE)
 
 
-def _repo_folder(repo_id: str) -> Path:
-    return _hub_cache() / ("models--" + repo_id.replace("/", "--"))
-
-
-def quarantine_root() -> Path:
-    """Where files that failed their sha256 check are kept (outside every cache that is loaded from)."""
-    return mrizoo_home() / "quarantine"
+def _repo_folder(repo_id: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    return _hub_cache(cache_dir) / ("models--" + repo_id.replace("/", "--"))
 
 
 def _pull_hint(what: str) -> str:
@@ -165,7 +160,24 @@ def _token_note() -> str:
     return "no token is set: for a private or gated repo set HF_TOKEN or run `hf auth login`"
 
 
-def _download(loc: HubLocation, filename: str, revision: str, what: str) -> Path:
+@dataclass(frozen=True)
+class FetchOptions:
+    """How to fetch, as ``huggingface_hub`` takes it: ``token`` (never logged; default: ``HF_TOKEN`` or
+    the saved login), ``cache_dir`` (default: the Hugging Face cache), ``local_files_only`` (no
+    network: the cache or an error) and ``force_download`` (fetch again even when cached)."""
+
+    token: str | bool | None = None
+    cache_dir: str | os.PathLike[str] | None = None
+    local_files_only: bool = False
+    force_download: bool = False
+
+    def __repr__(self) -> str:  # the token never reaches a log or a traceback
+        token = "None" if self.token is None else ("<set>" if self.token else "False")
+        return (f"FetchOptions(token={token}, cache_dir={self.cache_dir!r}, "
+                f"local_files_only={self.local_files_only}, force_download={self.force_download})")
+
+
+def _download(loc: HubLocation, filename: str, revision: str, what: str, opts: FetchOptions = FetchOptions()) -> Path:
     """One file through huggingface_hub, its exceptions turned into mrizoo errors."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hf_errors
@@ -173,7 +185,9 @@ def _download(loc: HubLocation, filename: str, revision: str, what: str) -> Path
     remote_missing = getattr(hf_errors, "RemoteEntryNotFoundError", None) or hf_errors.EntryNotFoundError
     where = f"{loc.repo_id} at {hub_endpoint()}"
     try:
-        return Path(hf_hub_download(loc.repo_id, filename, revision=revision))
+        return Path(hf_hub_download(loc.repo_id, filename, revision=revision, token=opts.token,
+                                    cache_dir=opts.cache_dir, local_files_only=opts.local_files_only,
+                                    force_download=opts.force_download))
     except hf_errors.GatedRepoError:
         raise HubRepoNotFoundError(
             f"{what}: the Hub repo {where} is gated; accept its conditions on the repo page, then use a token "
@@ -187,12 +201,14 @@ def _download(loc: HubLocation, filename: str, revision: str, what: str) -> Path
             f"{what}: the Hub repo {where} has no revision {revision!r} (a branch, tag or commit sha); "
             f"check the pinned revision") from None
     except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled):
-        if hub_offline():
+        if opts.local_files_only:
+            reason = "only local files were asked for"
+        elif hub_offline():
             reason = "HF_HUB_OFFLINE is set"
         else:
             reason = f"the Hub at {hub_endpoint()} could not be reached"
         raise WeightsNotCachedError(
-            f"{what}: {filename} of {loc.repo_id}@{revision} is not in the Hugging Face cache ({_hub_cache()}) "
+            f"{what}: {filename} of {loc.repo_id}@{revision} is not in the Hugging Face cache ({_hub_cache(opts.cache_dir)}) "
             f"and {reason}; run {_pull_hint(what)} on a connected machine and copy that cache folder "
             f"(HF_HOME) here, or go online") from None
     except remote_missing:
@@ -218,8 +234,8 @@ def _snapshot_of(path: Path, filename: str) -> Path:
     return folder
 
 
-def _blob_names(repo_id: str) -> set[str]:
-    blobs = _repo_folder(repo_id) / "blobs"
+def _blob_names(repo_id: str, cache_dir: str | os.PathLike[str] | None = None) -> set[str]:
+    blobs = _repo_folder(repo_id, cache_dir) / "blobs"
     return set(os.listdir(blobs)) if blobs.is_dir() else set()
 
 
@@ -258,7 +274,8 @@ def _verify(path: Path, loc: HubLocation, revision: str, was_cached: bool, blobs
         path=moved, expected=loc.sha256, got=actual)
 
 
-def fetch_hub_checkpoint(loc: HubLocation, *, what: str | None = None) -> tuple[Path, str]:
+def fetch_hub_checkpoint(loc: HubLocation, *, what: str | None = None,
+                         options: FetchOptions = FetchOptions()) -> tuple[Path, str]:
     """Download (or find in the cache) the checkpoint folder at ``loc``; return ``(folder, weights sha256)``.
 
     The weights file comes first and its commit pins ``config.json``, so both come from one
@@ -268,14 +285,14 @@ def fetch_hub_checkpoint(loc: HubLocation, *, what: str | None = None) -> tuple[
     from huggingface_hub import try_to_load_from_cache
 
     what = what or f"{HF_HUB_PREFIX}{loc}"
-    cached = try_to_load_from_cache(loc.repo_id, loc.filename, revision=loc.revision)
-    blobs_before = _blob_names(loc.repo_id)
-    weights = _download(loc, loc.filename, loc.revision, what)
-    was_cached = isinstance(cached, str) and Path(cached) == weights
+    cached = try_to_load_from_cache(loc.repo_id, loc.filename, revision=loc.revision, cache_dir=options.cache_dir)
+    blobs_before = _blob_names(loc.repo_id, options.cache_dir)
+    weights = _download(loc, loc.filename, loc.revision, what, options)
+    was_cached = isinstance(cached, str) and Path(cached) == weights and not options.force_download
     digest = _verify(weights, loc, loc.revision, was_cached, blobs_before, what)
     snapshot = _snapshot_of(weights, loc.filename)
     config = _download(loc, loc.config_filename, snapshot.name if _COMMIT.match(snapshot.name) else loc.revision,
-                       what)
+                       what, options)
     folder = weights.parent
     if config.parent != folder:  # a cache laid out unlike huggingface_hub's: keep the two files together
         raise HubAccessError(f"{what}: config.json and model.safetensors were cached in different folders "

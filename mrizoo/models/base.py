@@ -39,7 +39,10 @@ from torch import nn
 
 from mrizoo.errors import InputError
 from mrizoo.masks.sampling import check_measurements
-from mrizoo.models.checkpoint import HF_HUB_PREFIX, save_pretrained
+from mrizoo.hub.download import FetchOptions
+from mrizoo.hub.layout import spec_kind
+from mrizoo.models.checkpoint import save_pretrained
+from mrizoo.models.pretrained import hub_folder, load_folder
 
 __all__ = ["ReconModel", "PosteriorSamples", "check_inputs"]
 
@@ -153,21 +156,35 @@ class ReconModel(nn.Module):
     @classmethod
     def from_pretrained(
         cls, repo_or_dir: str | os.PathLike[str], revision: str | None = None, *,
+        token: str | bool | None = None, cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False, force_download: bool = False,
         map_location: str | torch.device = "cpu",
     ) -> "ReconModel":
-        """A model from a checkpoint folder, a Hub repo (``org/repo`` or ``hf-hub:org/repo``) or a zoo name.
+        """A model from a checkpoint folder or a Hub repo (``org/repo`` or ``hf-hub:org/repo[/subfolder][@rev]``).
 
-        Pin ``revision`` (a commit sha) for Hub repos; it defaults to ``main``.
+        Hub options as in ``huggingface_hub``: pin ``revision`` (a commit sha; default ``main``),
+        ``token`` (never logged), ``cache_dir``, ``local_files_only``, ``force_download``. The
+        weights' sha256 is checked against ``config.json`` and loaded strictly. Zoo names load
+        with :func:`mrizoo.load`, which also attaches the zoo entry.
         """
-        # the one upward import of the models layer: a zoo name or Hub repo is resolved by the zoo,
-        # which imports this module (a classmethod on the base class cannot avoid it)
-        from mrizoo.zoo.factory import load
-
         spec = os.fspath(repo_or_dir)
-        if (isinstance(spec, str) and spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
-                and not Path(spec).expanduser().is_dir()):
-            spec = HF_HUB_PREFIX + spec
-        model = load(spec, revision=revision, map_location=map_location)
+        if spec_kind(repo_or_dir) == "hub":
+            options = FetchOptions(token=token, cache_dir=cache_dir, local_files_only=local_files_only,
+                                   force_download=force_download)
+            folder, digest, repo = hub_folder(spec, revision=revision, options=options)
+            model, _ = load_folder(folder, map_location=map_location)
+            model.weights_source = {**model.weights_source, "kind": "hub", "location": repo,
+                                    "revision": folder.name if len(folder.name) == 40 else (revision or "main")}
+        else:
+            path = Path(spec).expanduser()
+            if not path.is_dir():
+                raise InputError("no checkpoint folder here; a zoo name loads with mrizoo.load(name), a Hub repo "
+                                 "is written org/repo or hf-hub:org/repo", path=path, field="repo_or_dir",
+                                 expected="a checkpoint folder or a Hub repo", got=spec)
+            if revision is not None:
+                raise InputError("a local checkpoint folder has no revisions", field="revision",
+                                 expected="None", got=revision)
+            model, _ = load_folder(path, map_location=map_location)
         if not isinstance(model, cls):
             raise InputError("the checkpoint holds another kind of model", field="repo_or_dir",
                              expected=cls.__name__, got=type(model).__name__)

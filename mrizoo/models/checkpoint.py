@@ -10,14 +10,14 @@ Every loaded model carries ``model.weights_source``, a plain dict saying which w
 (``name``, ``kind``, ``location``, ``revision``, ``sha256``; see :func:`weights_source`), and
 :func:`describe_weights` turns it into the one line that outputs and messages show.
 
-This module knows only models and files: it imports nothing from the zoo or the Hub, so both
-(and a user's own :class:`~mrizoo.models.base.ReconModel`) can use it. Building a model from a
-folder needs the zoo's architectures and lives in :mod:`mrizoo.zoo.pretrained`.
+This module knows only models and files: it imports nothing from the zoo, and from the Hub only
+the file names the transport carries (:mod:`mrizoo.hub.layout`). Building the model a folder
+describes is :func:`mrizoo.models.pretrained.load_folder`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import os
 import shutil
@@ -31,18 +31,15 @@ from mrizoo import __version__
 from mrizoo._atomic import atomic_dir
 from mrizoo._dataclass_io import to_dict
 from mrizoo.errors import InputError
+from mrizoo.hub.layout import CARD_NAME, CONFIG_NAME, HF_HUB_PREFIX, WEIGHTS_NAME, sha256_file
+from mrizoo.models.registry import ARCHITECTURES
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "FORMAT_VERSION", "WEIGHTS_SHA256_KEY", "WEIGHTS_KINDS",
            "HF_HUB_PREFIX", "save_pretrained", "read_config", "load_weights", "sha256_file", "verify_weights",
            "weights_source", "describe_weights"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
 FORMAT_VERSION = 1
 WEIGHTS_SHA256_KEY = "weights_sha256"
-#: the prefix that marks a Hub checkpoint spec, ``hf-hub:org/repo[/subfolder][@revision]``
-HF_HUB_PREFIX = "hf-hub:"
 #: ``weights_source["kind"]``: shipped in the package, trained into the local zoo, a Hub repo, a converted
 #: upstream file, a checkpoint folder given by path, random initialisation, or a method without weights.
 WEIGHTS_KINDS = ("package", "local", "hub", "upstream", "folder", "random", "builtin")
@@ -51,22 +48,27 @@ _KIND_TEXT = {"package": "shipped package weights", "local": "locally trained we
               "random": "random initialisation (no trained weights)", "builtin": "no learned weights"}
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _model_metadata(model: nn.Module) -> tuple[str, Any, Any]:
+    """``(arch, config, meta)``: a zoo model's entry, else the model's own config and what it was loaded with.
+
+    A model built by hand (``VarNet(VarNetConfig(...))``) owns its config as ``model.config``; its
+    architecture is the registered one whose config class that is.
+    """
     entry = getattr(model, "zoo_entry", None)
-    config = getattr(model, "zoo_config", None)
-    if entry is None or config is None:
-        raise InputError("model has no zoo metadata; build it with mrizoo.create(name) or mrizoo.load(...)",
-                         field="model", expected="a model with .zoo_entry and .zoo_config")
-    return entry.model.arch, config, entry
+    config = getattr(model, "zoo_config", None) or getattr(model, "config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        raise InputError("model has no config to save; build it with mrizoo.create(name), mrizoo.load(...) or "
+                         "from its config dataclass", field="model", expected="a model with .config (a dataclass)",
+                         got=type(model).__name__)
+    if entry is not None:
+        return entry.model.arch, config, {"name": entry.name, "task": to_dict(entry.task), "recipe": entry.recipe}
+    matches = [a.name for a in ARCHITECTURES.values() if a.config_class() is type(config)]
+    if len(matches) != 1:
+        raise InputError("no registered architecture has this model's config class", field="model.config",
+                         expected="the config dataclass of one architecture", got=type(config).__name__)
+    loaded = getattr(model, "checkpoint_info", None) or {}
+    return matches[0], config, {"name": loaded.get("name") or f"{matches[0]}-custom",
+                                "task": loaded.get("task") or {}, "recipe": loaded.get("recipe")}
 
 
 def save_pretrained(
@@ -77,27 +79,27 @@ def save_pretrained(
     extra: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` of a zoo model into ``directory``.
+    """Write ``config.json`` and ``model.safetensors`` of a model into ``directory``.
 
     The folder is assembled in a temporary sibling and renamed into place, so a failure
     leaves no half-written checkpoint; an existing folder is replaced only with ``overwrite``
     (its other files, such as a model card, are kept).
     """
-    arch, config, entry = _model_metadata(model)
+    arch, config, meta = _model_metadata(model)
     out = Path(directory)
     if out.exists() and not overwrite and any((out / n).exists() for n in (CONFIG_NAME, WEIGHTS_NAME)):
         raise InputError("a checkpoint exists already; pass overwrite=True to replace it", path=out)
 
-    recipe = entry.recipe
+    recipe = meta["recipe"]
     recipe_sha = sha256_file(recipe_file) if recipe_file is not None else None
     doc = {
         "format_version": FORMAT_VERSION,
         "library_name": "mrizoo",
         "mrizoo_version": __version__,
-        "name": entry.name,
+        "name": meta["name"],
         "arch": arch,
         "config": to_dict(config),
-        "task": to_dict(entry.task),
+        "task": meta["task"],
         "recipe": recipe,
         "recipe_sha256": recipe_sha,
         **(extra or {}),

@@ -10,6 +10,7 @@ from mrizoo.classical.cg_sense import CGSenseConfig, cg_sense
 from mrizoo.classical.l1_wavelet import L1WaveletConfig, l1_wavelet
 from mrizoo.classical.zero_filled import zero_filled
 from mrizoo.models.base import ReconModel, check_inputs
+from mrizoo.models.registry import Architecture, register_architecture
 
 __all__ = ["ZeroFilledConfig", "ZeroFilledRecon", "CGSenseRecon", "L1WaveletRecon",
            "build_zero_filled", "build_cg_sense", "build_l1_wavelet"]
@@ -79,3 +80,17 @@ def build_cg_sense(config: CGSenseConfig | None = None) -> CGSenseRecon:
 
 def build_l1_wavelet(config: L1WaveletConfig | None = None) -> L1WaveletRecon:
     return L1WaveletRecon(config)
+
+
+register_architecture(Architecture(
+    "zerofilled", "zero-filled inverse FFT with RSS (or SENSE) coil combination",
+    ZeroFilledConfig, build_zero_filled, domain="classical",
+))
+register_architecture(Architecture(
+    "cgsense", "CG-SENSE least squares with ESPIRiT maps",
+    CGSenseConfig, build_cg_sense, needs_maps=True, domain="classical",
+))
+register_architecture(Architecture(
+    "l1wavelet", "L1-wavelet compressed sensing (FISTA) with ESPIRiT maps",
+    L1WaveletConfig, build_l1_wavelet, needs_maps=True, domain="classical",
+))

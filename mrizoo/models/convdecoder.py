@@ -32,6 +32,7 @@ from mrizoo.classical.cg_sense import cg_sense
 from mrizoo.errors import InputError
 from mrizoo.models.base import ReconModel, check_inputs
 from mrizoo.models.holdout import HoldoutSplit, HoldoutStopper, calibration_region
+from mrizoo.models.registry import Architecture, register_architecture
 from mrizoo.physics.coils import rss
 from mrizoo.physics.fft import fft2c, ifft2c
 
@@ -273,3 +274,9 @@ class ConvDecoderRecon(ReconModel):
 
 def build_convdecoder(config: ConvDecoderConfig | None = None) -> ConvDecoderRecon:
     return ConvDecoderRecon(config)
+
+
+register_architecture(Architecture(
+    "convdecoder", "un-trained convolutional decoder fitted to one scan's k-space (Darestani & Heckel 2021)",
+    ConvDecoderConfig, build_convdecoder, needs_maps=True, domain="image",
+))

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from mrizoo._atomic import atomic_file
 from mrizoo.errors import InputError
 from mrizoo.models.fastmri_checkpoint import _check_against, _listing, _unshared, load_error
 from mrizoo.models.ncsnv2 import NCSNv2, NCSNv2Config
@@ -108,11 +109,6 @@ def convert_csgm_checkpoint(src: str | os.PathLike[str], dst_safetensors: str | 
         raise InputError("cannot infer the NCSNv2 configuration from the tensor shapes", path=path)
     info = dataclasses.asdict(config)
     metadata = {"arch": "ncsnv2", "config": json.dumps(info), "source": path.name}
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_file(dst) as tmp:
         save_file({_NET + k: v for k, v in _unshared(sd).items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return info

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from mrizoo._atomic import atomic_file
 from mrizoo.errors import InputError
 from mrizoo.models.unet import UNET_FASTMRI_LEADERBOARD, Unet, UnetConfig
 from mrizoo.models.varnet import VARNET_FASTMRI_LEADERBOARD, VarNet, VarNetConfig
@@ -180,11 +180,6 @@ def convert_fastmri_checkpoint(
 
     tensors = _unshared(sd)
     metadata = {"arch": arch, "config": json.dumps(asdict(config)), "source": src.name}
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_file(dst) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return asdict(config)

@@ -39,7 +39,8 @@ import torch
 
 from mrizoo.errors import InputError
 from mrizoo.models.base import PosteriorSamples, ReconModel, check_inputs
-from mrizoo.models.ncsnv2 import LangevinConfig, NCSNv2, NCSNv2Config
+from mrizoo.models.ncsnv2 import NCSNV2_JALAL2021, LangevinConfig, NCSNv2, NCSNv2Config
+from mrizoo.models.registry import Architecture, register_architecture
 from mrizoo.physics.coils import sense_combine
 from mrizoo.physics.fft import ifft2c
 from mrizoo.physics.operators import adjoint_op, forward_op
@@ -207,3 +208,9 @@ def build_score_posterior(config: NCSNv2Config | None = None,
     """An NCSNv2 prior (``config``) with the annealed Langevin sampler (``langevin``, else ``config.sampler``)."""
     return ScorePosterior(NCSNv2(config), langevin or (config.sampler if config is not None else None))
 
+
+register_architecture(Architecture(
+    "ncsnv2", "NCSNv2 score-based prior with annealed Langevin posterior sampling",
+    NCSNv2Config, build_score_posterior, {"jalal2021": NCSNV2_JALAL2021},
+    needs_maps=True, is_posterior=True, domain="image", losses=("dsm",), task="ncsnv2",
+))

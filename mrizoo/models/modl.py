@@ -30,6 +30,7 @@ from torch import nn
 
 from mrizoo.errors import InputError
 from mrizoo.models.base import ReconModel, check_inputs
+from mrizoo.models.registry import Architecture, register_architecture
 from mrizoo.physics.cg import conjugate_gradient
 from mrizoo.physics.operators import MultiCoilOperator
 
@@ -183,3 +184,10 @@ class MoDL(ReconModel):
 def build_modl(config: MoDLConfig | None = None) -> MoDL:
     """Build a MoDL network from its configuration (defaults: the Jalal et al. 2021 baseline)."""
     return MoDL(config)
+
+
+register_architecture(Architecture(
+    "modl", "MoDL: shared residual CNN denoiser unrolled with CG data consistency",
+    MoDLConfig, build_modl, {"jalal2021": MODL_JALAL2021},
+    needs_maps=True, domain="image", losses=("ssim", "l1", "ssim_l1"), task="supervised",
+))

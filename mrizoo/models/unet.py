@@ -32,6 +32,7 @@ from torch import nn
 from mrizoo.errors import InputError
 from mrizoo.models.base import ReconModel
 from mrizoo.models.image_wrapper import image_domain_reconstruct, pad_amounts
+from mrizoo.models.registry import Architecture, register_architecture
 
 __all__ = [
     "UnetConfig",
@@ -353,3 +354,12 @@ class UnetRecon(Unet, ReconModel):
 def build_unet(config: UnetConfig | None = None, *, clamp: float | None = None) -> UnetRecon:
     """The image-domain U-Net reconstruction model for ``config`` (default: Lin & Heckel 2024 small)."""
     return UnetRecon(UNET_LIN2024_SMALL if config is None else config, clamp=clamp)
+
+
+register_architecture(Architecture(
+    "unet", "image-domain U-Net on the zero-filled RSS image (fastMRI layout, Lin & Heckel 2024)",
+    UnetConfig, build_unet,
+    {"lin2024-small": UNET_LIN2024_SMALL, "lin2024-large": UNET_LIN2024_LARGE,
+     "fastmri-leaderboard": UNET_FASTMRI_LEADERBOARD},
+    domain="image", losses=("ssim", "l1", "ssim_l1"), task="supervised",
+))

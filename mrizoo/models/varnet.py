@@ -25,6 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mrizoo.errors import InputError
 from mrizoo.models.base import ReconModel, check_inputs
+from mrizoo.models.registry import Architecture, register_architecture
 from mrizoo.models.unet import NormUnet, _positive_int
 from mrizoo.physics.espirit import central_block
 from mrizoo.physics.fft import fft2c, ifft2c
@@ -298,3 +299,11 @@ class VarNet(ReconModel):
 def build_varnet(config: VarNetConfig | None = None) -> VarNet:
     """The E2E-VarNet for ``config`` (default: fastMRI leaderboard / Lin & Heckel 2024 large)."""
     return VarNet(config)
+
+
+register_architecture(Architecture(
+    "varnet", "end-to-end variational network with a sensitivity-map network (fastMRI layout)",
+    VarNetConfig, build_varnet,
+    {"lin2024-small": VARNET_LIN2024_SMALL, "fastmri-leaderboard": VARNET_FASTMRI_LEADERBOARD},
+    domain="kspace", losses=("ssim", "l1", "ssim_l1"), task="supervised",
+))

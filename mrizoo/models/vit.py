@@ -28,6 +28,7 @@ from mrizoo._compat import import_timm
 from mrizoo.errors import InputError
 from mrizoo.models.base import ReconModel
 from mrizoo.models.image_wrapper import image_domain_reconstruct
+from mrizoo.models.registry import Architecture, register_architecture
 
 __all__ = [
     "ViTConfig",
@@ -212,3 +213,10 @@ class ViTRecon(VisionTransformer, ReconModel):
 def build_vit(config: ViTConfig | None = None) -> ViTRecon:
     """The image-domain ViT reconstruction model for ``config`` (default: Lin & Heckel 2024 small)."""
     return ViTRecon(VIT_LIN2024_SMALL if config is None else config)
+
+
+register_architecture(Architecture(
+    "vit", "vision transformer for reconstruction (Lin & Heckel), image domain",
+    ViTConfig, build_vit, {"lin2024-small": VIT_LIN2024_SMALL, "lin2024-large": VIT_LIN2024_LARGE},
+    domain="image", losses=("ssim", "l1", "ssim_l1"), task="supervised",
+))

@@ -14,7 +14,7 @@ import numpy as np
 
 from mrizoo.data.slices import SliceDataset, VolumeInfo
 from mrizoo.errors import InputError
-from mrizoo.pools.index import SliceIndex
+from mrizoo.pools.table import SliceIndex
 
 __all__ = ["PoolDataset"]
 

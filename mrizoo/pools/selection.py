@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mrizoo.errors import InputError
-from mrizoo.pools.index import SliceIndex
+from mrizoo.pools.table import SliceIndex
 from mrizoo.pools.spec import PoolSpec, Selection, load_pool
 
 __all__ = ["PoolSelection", "cap_rows", "select_pool", "volume_order_keys"]

@@ -22,7 +22,9 @@ A study names *arms* (a training recipe plus pool/data overrides, trained once p
 ``load_study`` reads and validates everything that can be checked before any work (keys, types,
 names, references between arms, sets, figures and findings, pool files, recipes and every arm's
 merged recipe); each problem is an :class:`~mrizoo.errors.InputError` naming the file and the
-dotted key (``study.arms.P.overrides.optimizer.lr``).
+dotted key (``study.arms.P.overrides.optimizer.lr``). Single-field rules (names, ranges, known
+metrics) are declared on the fields (:func:`mrizoo._dataclass_io.checked`); the references
+between parts of the study are the small check functions below.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mrizoo._dataclass_io import from_dict, read_yaml_section
+from mrizoo._dataclass_io import Rule, checked, from_dict, read_yaml_section, with_note
 from mrizoo.errors import InputError
+from mrizoo.pools.minipool import MiniPoolConfig
+from mrizoo.train.recipe import deep_merge
+from mrizoo.train.recipe_schema import METRIC_HIGHER_IS_BETTER, mask_names
 
 __all__ = [
     "DataRootSpec", "ArmSpec", "EvalSetSpec", "EvaluationSpec", "FigureSpec",
@@ -43,9 +48,14 @@ __all__ = [
 
 FIGURE_KINDS = ("bars", "scatter", "curves")
 FINDING_KINDS = ("joint_vs_separate", "effective_robustness", "distributional_overfitting")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 #: The arm's own in-distribution validation set, as a set name in figures and findings.
 OWN_VAL = "val"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
+#: Names of arms, evaluation sets, pools, figures and findings (the keys of their mappings).
+_NAME_KEYS = Rule(pattern=f"(?!{re.escape(OWN_VAL)}$){_NAME}", problem="invalid name",
+                  expected=f"letters, digits and _.+- (not {OWN_VAL!r}, the arm's own validation)")
+_METRICS = [m for m in METRIC_HIGHER_IS_BETTER if m != "loss"]
+_SEEDS = {"min_len": 1, "unique": True, "problem": "need distinct seeds", "each": Rule(ge=0)}
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ class ArmSpec:
     val: str | None = None
     recipe: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-    seeds: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] | None = checked(None, **_SEEDS)
     label: str | None = None
 
 
@@ -86,11 +96,14 @@ class EvaluationSpec:
     The mask is the arm recipe's (its first acceleration and centre fraction) unless given here.
     """
 
-    sets: dict[str, EvalSetSpec]
-    metrics: tuple[str, ...] = ("ssim", "psnr")
-    mask: str | None = None
-    acceleration: float | None = None
-    center_fraction: float | None = None
+    sets: dict[str, EvalSetSpec] = checked(min_len=1, problem="a study needs at least one evaluation set",
+                                           keys=_NAME_KEYS)
+    metrics: tuple[str, ...] = checked(("ssim", "psnr"), min_len=1, problem="no metric",
+                                       expected=f"some of {_METRICS}",
+                                       each=Rule(choices=_METRICS, problem="unknown metric"))
+    mask: str | None = checked(None, choices=mask_names, problem="unknown mask type")
+    acceleration: float | None = checked(None, gt=1)
+    center_fraction: float | None = checked(None, gt=0, lt=1)
 
 
 @dataclass(frozen=True)
@@ -123,8 +136,8 @@ class FigureSpec:
 class RuleSpec:
     """Parameters of one early-stopping rule replayed on a training history."""
 
-    patience: int = 3
-    min_delta: float = 1e-4
+    patience: int = checked(3, ge=1)
+    min_delta: float = checked(1e-4, ge=0)
 
 
 @dataclass(frozen=True)
@@ -148,7 +161,7 @@ class FindingSpec:
     kind: Literal["joint_vs_separate", "effective_robustness", "distributional_overfitting"]
     claim: str = ""
     metric: str = "ssim"
-    tolerance: float = 0.005
+    tolerance: float = checked(0.005, ge=0)
     joint: str | None = None
     also: tuple[str, ...] = ()
     separate: dict[str, str] = field(default_factory=dict)
@@ -159,7 +172,7 @@ class FindingSpec:
     arm: str | None = None
     x: tuple[str, ...] = (OWN_VAL,)
     y: tuple[str, ...] = ()
-    smooth: int = 3
+    smooth: int = checked(3, ge=1, problem="must be positive (1: no smoothing)")
     paper_rule: RuleSpec = field(default_factory=lambda: RuleSpec(patience=3, min_delta=1e-3))
     ood_rule: RuleSpec = field(default_factory=lambda: RuleSpec(patience=3, min_delta=1e-4))
 
@@ -168,17 +181,17 @@ class FindingSpec:
 class StudySpec:
     """A whole study (see the module docstring)."""
 
-    name: str
-    arms: dict[str, ArmSpec]
+    name: str = checked(pattern=_NAME, problem="invalid study name", expected="letters, digits and _.+-")
+    arms: dict[str, ArmSpec] = checked(min_len=1, problem="a study needs at least one arm", keys=_NAME_KEYS)
     evaluation: EvaluationSpec
     description: str = ""
     recipe: str | None = None
     data: DataRootSpec = field(default_factory=DataRootSpec)
-    pools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pools: dict[str, dict[str, Any]] = checked(default_factory=dict, keys=_NAME_KEYS)
     overrides: dict[str, Any] = field(default_factory=dict)
-    seeds: tuple[int, ...] = (0,)
-    figures: dict[str, FigureSpec] = field(default_factory=dict)
-    findings: dict[str, FindingSpec] = field(default_factory=dict)
+    seeds: tuple[int, ...] = checked((0,), **_SEEDS)
+    figures: dict[str, FigureSpec] = checked(default_factory=dict, keys=_NAME_KEYS)
+    findings: dict[str, FindingSpec] = checked(default_factory=dict, keys=_NAME_KEYS)
     smoke: dict[str, Any] = field(default_factory=dict)
 
 
@@ -196,22 +209,17 @@ class StudyInfo:
 
 
 class _Check:
-    def __init__(self, source: str, note: str = "") -> None:
-        self.source, self.note = source, note
+    """Raises InputError for ``study.<key>`` of one file."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
 
     def fail(self, key: str, problem: str, *, expected: Any = None, got: Any = None) -> None:
-        raise InputError(problem + self.note, path=self.source, field=f"study.{key}", expected=expected, got=got)
+        raise InputError(problem, path=self.source, field=f"study.{key}", expected=expected, got=got)
 
     def require(self, ok: bool, key: str, problem: str, *, expected: Any = None, got: Any = None) -> None:
         if not ok:
             self.fail(key, problem, expected=expected, got=got)
-
-
-def _check_names(c: _Check, key: str, names: Any) -> None:
-    for name in names:
-        c.require(isinstance(name, str) and bool(_NAME.match(name)) and name != OWN_VAL, f"{key}.{name}",
-                  "invalid name", expected=f"letters, digits and _.+- (not {OWN_VAL!r}, the arm's own validation)",
-                  got=repr(name))
 
 
 def _check_sets(c: _Check, key: str, names: tuple[str, ...], known: list[str], *, own: bool = False,
@@ -264,12 +272,6 @@ def _check_finding(c: _Check, name: str, f: FindingSpec, arms: list[str], sets: 
     k = f"findings.{name}"
     c.require(f.metric in metrics, f"{k}.metric", "not one of the evaluation metrics", expected=list(metrics),
               got=repr(f.metric))
-    c.require(f.tolerance >= 0, f"{k}.tolerance", "must not be negative", expected=">= 0", got=f.tolerance)
-    for rk, rule in (("paper_rule", f.paper_rule), ("ood_rule", f.ood_rule)):
-        c.require(rule.patience >= 1, f"{k}.{rk}.patience", "must be positive", expected=">= 1", got=rule.patience)
-        c.require(rule.min_delta >= 0, f"{k}.{rk}.min_delta", "must not be negative", expected=">= 0",
-                  got=rule.min_delta)
-    c.require(f.smooth >= 1, f"{k}.smooth", "must be positive (1: no smoothing)", expected=">= 1", got=f.smooth)
     if f.kind == "joint_vs_separate":
         c.require(f.joint in arms, f"{k}.joint", "not an arm", expected=f"the arm trained on P+Q, one of {arms}",
                   got=repr(f.joint))
@@ -295,66 +297,51 @@ def _check_finding(c: _Check, name: str, f: FindingSpec, arms: list[str], sets: 
         _check_sets(c, f"{k}.y", f.y, sets)
 
 
-def _check_study(c: _Check, s: StudySpec) -> None:
-    c.require(bool(_NAME.match(s.name)), "name", "invalid study name", expected="letters, digits and _.+-",
-              got=repr(s.name))
-    c.require(len(s.arms) >= 1, "arms", "a study needs at least one arm")
-    _check_names(c, "arms", s.arms)
-    _check_names(c, "evaluation.sets", s.evaluation.sets)
-    _check_names(c, "pools", s.pools)
-    c.require(len(s.seeds) >= 1 and len(set(s.seeds)) == len(s.seeds), "seeds", "need distinct seeds",
-              got=list(s.seeds))
-    for i, seed in enumerate(s.seeds):
-        c.require(seed >= 0, f"seeds[{i}]", "must not be negative", got=seed)
+def _check_data_root(c: _Check, s: StudySpec) -> None:
+    """A data root or a mini-pool to build, not both; the mini-pool's settings are valid."""
     if s.data.root is not None and s.data.minipool is not None:
         c.fail("data", "give a data root or a mini-pool to build, not both", got="root and minipool")
     if s.data.minipool is not None:
-        from mrizoo.pools.minipool import MiniPoolConfig
-
         cfg = from_dict(MiniPoolConfig, s.data.minipool, source=c.source, prefix="study.data.minipool")
         try:
             cfg.validate()
         except InputError as err:
             c.fail(f"data.minipool.{err.field}", err.problem, expected=err.expected, got=err.got)
+
+
+def _check_arm_recipes(c: _Check, s: StudySpec) -> None:
+    """Every arm has a recipe; overrides leave the seed and the smoke mapping to the study."""
     for name, arm in s.arms.items():
-        if arm.seeds is not None:
-            c.require(len(arm.seeds) >= 1 and len(set(arm.seeds)) == len(arm.seeds), f"arms.{name}.seeds",
-                      "need distinct seeds", got=list(arm.seeds))
         c.require(arm.recipe is not None or s.recipe is not None, f"arms.{name}.recipe",
                   "no recipe: give the arm one or the study a default 'recipe'")
-        c.require(isinstance(arm.overrides, dict), f"arms.{name}.overrides", "must be a training mapping")
         for bad in ("seed", "smoke"):
             c.require(bad not in arm.overrides and bad not in s.overrides,
                       f"arms.{name}.overrides.{bad}" if bad in arm.overrides else f"overrides.{bad}",
                       "set by the study (seeds) or not applicable to an arm", got=bad)
-    ev = s.evaluation
-    c.require(len(ev.sets) >= 1, "evaluation.sets", "a study needs at least one evaluation set")
-    for name, es in ev.sets.items():
+
+
+def _check_study(c: _Check, s: StudySpec) -> None:
+    """The rules across fields (the single-field rules are declared on the schema)."""
+    _check_data_root(c, s)
+    _check_arm_recipes(c, s)
+    for name, es in s.evaluation.sets.items():
         c.require((es.pool is None) != (es.folder is None), f"evaluation.sets.{name}",
                   "give exactly one of pool and folder", got=[k for k in ("pool", "folder") if getattr(es, k)])
-    from mrizoo.train.recipe import METRIC_HIGHER_IS_BETTER
-
-    known = [m for m in METRIC_HIGHER_IS_BETTER if m != "loss"]
-    c.require(len(ev.metrics) >= 1, "evaluation.metrics", "no metric", expected=f"some of {known}")
-    for i, metric in enumerate(ev.metrics):
-        c.require(metric in known, f"evaluation.metrics[{i}]", "unknown metric", expected=f"one of {known}",
-                  got=repr(metric))
-    if ev.acceleration is not None:
-        c.require(ev.acceleration > 1, "evaluation.acceleration", "must exceed 1", got=ev.acceleration)
-    if ev.center_fraction is not None:
-        c.require(0 < ev.center_fraction < 1, "evaluation.center_fraction", "outside (0, 1)", got=ev.center_fraction)
-    if ev.mask is not None:
-        from mrizoo.masks import list_masks
-
-        c.require(ev.mask in list_masks(), "evaluation.mask", "unknown mask type", expected=f"one of {list_masks()}",
-                  got=repr(ev.mask))
-    arms, sets = list(s.arms), list(ev.sets)
+    arms, sets, metrics = list(s.arms), list(s.evaluation.sets), s.evaluation.metrics
     for name, fig in s.figures.items():
-        _check_names(c, "figures", [name])
-        _check_figure(c, name, fig, arms, sets, ev.metrics, s.findings)
+        _check_figure(c, name, fig, arms, sets, metrics, s.findings)
     for name, finding in s.findings.items():
-        _check_names(c, "findings", [name])
-        _check_finding(c, name, finding, arms, sets, ev.metrics)
+        _check_finding(c, name, finding, arms, sets, metrics)
+
+
+def _checked_study(mapping: dict[str, Any], source: str, note: str) -> StudySpec:
+    """``mapping`` read as a study and validated; errors carry ``note``."""
+    try:
+        spec = from_dict(StudySpec, mapping, source=source, prefix="study")
+        _check_study(_Check(source), spec)
+    except InputError as err:
+        raise with_note(err, note) from None
+    return spec
 
 
 # ----------------------------------------------------------------------------- loading
@@ -365,8 +352,6 @@ def load_study(path: str | Path, *, smoke: bool = False) -> tuple[StudySpec, Stu
 
     Pools, recipes and the arms' merged recipes are checked too (see :func:`mrizoo.study.plan.plan_study`).
     """
-    from mrizoo.train.recipe import deep_merge
-
     p = Path(path).expanduser()
     if not p.is_file():
         raise InputError("study file not found", path=str(p), expected="an existing YAML file")
@@ -377,8 +362,7 @@ def load_study(path: str | Path, *, smoke: bool = False) -> tuple[StudySpec, Stu
         raise InputError("expected a mapping", path=source, field="study", got=type(mapping).__name__)
     note = ""
     if smoke:
-        base = from_dict(StudySpec, mapping, source=source, prefix="study")
-        _check_study(_Check(source, " (in the study as written; --smoke overrides it)"), base)
+        _checked_study(mapping, source, " (in the study as written; --smoke overrides it)")
         overrides = mapping.get("smoke") or {}
         if not isinstance(overrides, dict):
             raise InputError("expected a mapping", path=source, field="study.smoke", got=type(overrides).__name__)
@@ -386,13 +370,6 @@ def load_study(path: str | Path, *, smoke: bool = False) -> tuple[StudySpec, Stu
             raise InputError("the smoke mapping cannot hold 'smoke'", path=source, field="study.smoke.smoke")
         mapping = deep_merge(mapping, overrides)
         note = " (after merging study.smoke)"
-    try:
-        spec = from_dict(StudySpec, mapping, source=source, prefix="study")
-    except InputError as err:
-        if not note:
-            raise
-        raise InputError(err.problem + note, path=source, field=err.field, expected=err.expected,
-                         got=err.got) from None
-    _check_study(_Check(source, note), spec)
+    spec = _checked_study(mapping, source, note)
     info = StudyInfo(path=source, folder=p.resolve().parent, sha256=hashlib.sha256(raw).hexdigest(), smoke=smoke)
     return spec, info

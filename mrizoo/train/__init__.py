@@ -17,12 +17,15 @@ _EXPORTS: dict[str, str] = {
     )},
     # losses
     **{name: "mrizoo.train.losses" for name in (
-        "SSIMLoss", "L1Loss", "SSIML1Loss", "build_image_loss", "ssim_map",
+        "SSIMLoss", "L1Loss", "SSIML1Loss", "build_image_loss", "ssim_map", "dsm_loss", "sample_noise_levels",
+    )},
+    **{name: "mrizoo.train.gan_losses" for name in (
         "gradient_penalty", "rcgan_discriminator_loss", "rcgan_generator_loss", "sd_reward_coefficient",
         "adler_discriminator_loss", "adler_generator_loss", "ohayon_generator_loss", "posterior_error_ratio",
-        "ideal_error_ratio",
-        "BetaAdvSchedule", "BetaSDTuner", "ideal_psnr_gain", "dsm_loss", "sample_noise_levels", "EMA",
+        "ideal_error_ratio", "ideal_psnr_gain",
     )},
+    **{name: "mrizoo.train.gan_tuning" for name in ("BetaAdvSchedule", "BetaSDTuner")},
+    "EMA": "mrizoo.train.ema",
     # schedules
     **{name: "mrizoo.train.schedules" for name in (
         "warmup_linear_lambda", "step_lambda", "constant_lambda", "build_scheduler",

@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 import torch
 
+from mrizoo._atomic import atomic_file
 from mrizoo.data.slices import Sample, SliceDataset, VolumeBatchSampler, center_crop, collate_samples
 from mrizoo.errors import InputError
 from mrizoo.train.recipe import DataSource, DataSpec, MaskSpec, SyntheticData
@@ -81,10 +82,9 @@ def synthetic_volumes(spec: SyntheticData, cache_dir: str | os.PathLike[str]) ->
     for i in range(spec.volumes):
         path = folder / f"synthetic_{spec.seed:04d}_{i:04d}.h5"
         if not path.is_file():
-            tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-            make_test_volume(tmp, num_slices=spec.slices, shape=tuple(spec.shape), num_coils=spec.coils,
-                             seed=spec.seed * 1000 + i, snr_db=spec.snr_db, overwrite=True)
-            os.replace(tmp, path)
+            with atomic_file(path, suffix=".h5") as tmp:
+                make_test_volume(tmp, num_slices=spec.slices, shape=tuple(spec.shape), num_coils=spec.coils,
+                                 seed=spec.seed * 1000 + i, snr_db=spec.snr_db, overwrite=True)
         paths.append(path)
     return paths
 

@@ -22,13 +22,12 @@ optimizer steps until the recipe's budget is spent or early stopping fires:
   the same weights as an uninterrupted run. Smoke runs are never installed in the local zoo.
 """
 
+
 from __future__ import annotations
 
-import dataclasses
-import json
+import hashlib
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,30 +35,44 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import set_seed
 from torch import nn
+from tqdm import tqdm
 
 from mrizoo.data.slices import SampleBatch
 from mrizoo.errors import InputError
+from mrizoo.models.checkpoint import save_pretrained
+from mrizoo.models.registry import get_architecture
 from mrizoo.train.checkpointing import CheckpointManager
-from mrizoo.train.data import (
-    ShardedVolumeBatches,
-    build_datasets,
-    derive_seed,
-    draw_masks,
-    make_loader,
-    validation_batches,
+from mrizoo.train.data import ShardedVolumeBatches, build_datasets, derive_seed, draw_masks, make_loader
+from mrizoo.train.early_stopping import EarlyStopping, agree_across_processes
+from mrizoo.train.publish import (
+    describe_hardware,
+    epoch_of,
+    publish_run,
+    selected_metrics,
+    stop_reason,
+    training_summary,
 )
-from mrizoo.train.plot import plot_metrics, read_metrics
 from mrizoo.train.recipe import RecipeInfo, TrainingRecipe, load_recipe
-from mrizoo.train.tasks import Task, make_task, needs_maps, task_family
+from mrizoo.train.run_folder import (
+    METRICS_NAME,
+    MetricsLog,
+    check_run_dir,
+    clear_run_dir,
+    copy_recipe,
+    default_run_dir,
+    write_run_description,
+)
+from mrizoo.train.task_base import to_device
+from mrizoo.train.tasks import make_task, task_class, task_family
+from mrizoo.train.validation import validate_set
+from mrizoo.zoo.factory import create, load
 
 __all__ = ["TrainOptions", "TrainResult", "TrainerState", "train", "build_model", "default_run_dir",
            "is_distributed_launch", "weights_digest"]
-
-METRICS_NAME = "metrics.jsonl"
-SUMMARY_NAME = "training_summary.json"
-RUN_NAME = "run.json"
-RECIPE_NAME = "recipe.yaml"
 
 
 @dataclass(frozen=True)
@@ -137,9 +150,6 @@ class TrainerState:
         self.wall_seconds = float(state["wall_seconds"])
 
 
-# --------------------------------------------------------------------------------- helpers
-
-
 def is_distributed_launch() -> bool:
     """Whether this process was started by a distributed launcher with more than one process."""
     try:
@@ -148,14 +158,8 @@ def is_distributed_launch() -> bool:
         return False
 
 
-def default_run_dir(info: RecipeInfo, smoke: bool) -> Path:
-    return Path("runs") / (info.name + ("-smoke" if smoke else ""))
-
-
 def build_model(recipe: TrainingRecipe, source: str | None = None) -> nn.Module:
     """The recipe's zoo model with its overrides, initialised from ``init_from`` when given."""
-    from mrizoo.zoo.factory import create, load
-
     model = create(recipe.model, **recipe.model_overrides)
     if recipe.init_from is not None:
         init = load(recipe.init_from)
@@ -170,8 +174,6 @@ def build_model(recipe: TrainingRecipe, source: str | None = None) -> nn.Module:
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
     """sha256 over the names, dtypes, shapes and bytes of a state dict (order-independent)."""
-    import hashlib
-
     h = hashlib.sha256()
     for key in sorted(state):
         t = state[key].detach().cpu().contiguous()
@@ -180,181 +182,8 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _to_device(batch: SampleBatch, device: torch.device) -> SampleBatch:
-    def move(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.to(device, non_blocking=True)
-
-    return dataclasses.replace(batch, kspace=move(batch.kspace), mask=move(batch.mask), target=move(batch.target),
-                               max_value=move(batch.max_value), maps=move(batch.maps))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-class _MetricsLog:
-    """``metrics.jsonl`` written by the main process, one flushed line per record."""
-
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path, self.enabled = path, enabled
-
-    def truncate_after(self, step: int) -> None:
-        """Keep only the records up to ``step`` (a resumed run rewrites what came after)."""
-        if not self.enabled or not self.path.is_file():
-            return
-        keep = [r for r in read_metrics(self.path) if int(r.get("step", 0)) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-        os.replace(tmp, self.path)
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(_jsonable(record)) + "\n")
-                f.flush()
-
-
-def _hardware(accelerator: Any) -> str:
-    device = accelerator.device
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    return f"{accelerator.num_processes} x {name}"
-
-
-def _copy_checkpoint(src: Path, dst: Path, extra_files: dict[str, str]) -> Path:
-    """Copy a checkpoint folder (config + weights) plus ``extra_files`` (name -> text) atomically."""
-    from mrizoo._atomic import atomic_dir
-    from mrizoo.hub.format import CONFIG_NAME, WEIGHTS_NAME
-
-    with atomic_dir(dst) as tmp:
-        if dst.is_dir():  # keep files such as a model card
-            for item in dst.iterdir():
-                if item.is_file() and item.name not in (CONFIG_NAME, WEIGHTS_NAME, *extra_files):
-                    shutil.copy2(item, tmp / item.name)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            shutil.copy2(src / name, tmp / name)
-        for name, text in extra_files.items():
-            (tmp / name).write_text(text)
-    return dst
-
-
-def _is_entry_recipe(recipe: TrainingRecipe, info: RecipeInfo) -> bool:
-    from mrizoo.zoo.registry import REGISTRY
-
-    return info.name == recipe.model and recipe.model in REGISTRY.names()
-
-
-# ---------------------------------------------------------------------------- validation
-
-
-def _finite_mean(values: torch.Tensor) -> float:
-    ok = values[torch.isfinite(values)]
-    return float(ok.mean()) if ok.numel() else math.nan
-
-
-@torch.no_grad()
-def _validate_set(task: Task, model: nn.Module, dataset: Any, name: str, *, accelerator: Any,
-                  recipe: TrainingRecipe) -> dict[str, float]:
-    """Per-volume metrics of one validation set, averaged over all its volumes (all processes)."""
-    from mrizoo.metrics import evaluate_volume, psnr
-
-    keys = task.val_keys()
-    batch_size = max(1, recipe.data.slices_per_batch)
-    batches = validation_batches(dataset, batch_size, num_replicas=accelerator.num_processes,
-                                 rank=accelerator.process_index)
-    loader = make_loader(dataset, batches, recipe.data.num_workers, seed=derive_seed(recipe.seed, "val", name))
-    volumes: dict[int, dict[str, list[Any]]] = {}
-    for indices, batch in zip(batches, loader):
-        vid = int(dataset.examples[indices[0]][0])
-        batch = _to_device(batch, accelerator.device)
-        gen = torch.Generator().manual_seed(derive_seed(recipe.seed, "val", name, vid, indices[0]))
-        with accelerator.autocast():
-            out = task.predict(model, batch, gen)
-        rec = volumes.setdefault(vid, {"pred": [], "target": [], "max": [], "loss": [], "n": [], "extra": []})
-        rec["pred"].append(out.pred.float().cpu())
-        rec["target"].append((out.target if out.target is not None else batch.target).float().cpu())
-        rec["max"].append((out.max_value if out.max_value is not None else batch.max_value).float().cpu())
-        rec["extra"].append({k: v.float().cpu() for k, v in out.extra.items()})
-        if out.loss is not None:
-            rec["loss"].append(out.loss * len(batch))
-            rec["n"].append(len(batch))
-    rows = []
-    for vid, rec in sorted(volumes.items()):
-        gt, pred = torch.cat(rec["target"]), torch.cat(rec["pred"])
-        maxval = float(torch.cat(rec["max"]).max())
-        values = dict(evaluate_volume(gt, pred, maxval=maxval))
-        for extra_name in rec["extra"][0]:
-            img = torch.cat([e[extra_name] for e in rec["extra"]])
-            values[f"psnr_{extra_name}"] = psnr(gt, img, maxval=maxval)
-        if rec["n"]:
-            values["loss"] = sum(rec["loss"]) / sum(rec["n"])
-        rows.append([1.0, float(vid)] + [float(values.get(k, math.nan)) for k in keys])
-    width = 2 + len(keys)
-    local = torch.tensor(rows, dtype=torch.float64).reshape(-1, width).to(accelerator.device)
-    padded = accelerator.pad_across_processes(local, dim=0)
-    gathered = accelerator.gather_for_metrics(padded).reshape(-1, width).cpu()
-    valid = gathered[gathered[:, 0] > 0.5]
-    out = {k: _finite_mean(valid[:, 2 + i]) for i, k in enumerate(keys)}
-    out["volumes"] = int(valid.shape[0])
-    return out
-
-
-# --------------------------------------------------------------------------------- training
-
-
-def _check_run_dir(run_dir: Path, options: TrainOptions, info: RecipeInfo, world: int) -> None:
-    """Refuse to mix runs: a folder holding a run needs ``resume`` (same recipe) or ``overwrite``."""
-    holds_run = any((run_dir / n).exists() for n in (METRICS_NAME, "checkpoints", "model", RUN_NAME))
-    if options.resume:
-        if options.overwrite:
-            raise InputError("--resume continues a run and --overwrite clears it: pass one of them",
-                             field="resume", expected="--resume or --overwrite", got="both")
-        if not holds_run:
-            raise InputError("cannot resume: the run folder holds no run" if run_dir.exists()
-                             else "cannot resume: the run folder does not exist", path=run_dir,
-                             expected="the RUN_DIR of an earlier `mrizoo train` (run.json, checkpoints/), "
-                                      "or no --resume to start a new run")
-        meta_path = run_dir / RUN_NAME
-        if meta_path.is_file():
-            try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise InputError(f"cannot resume: unreadable run description ({err})", path=meta_path) from None
-            if not isinstance(meta, dict):
-                raise InputError("cannot resume: the run description is not a JSON mapping", path=meta_path)
-            for key, now in (("recipe_sha256", info.sha256), ("smoke", options.smoke), ("num_processes", world)):
-                if meta.get(key) != now:
-                    raise InputError("cannot resume: the run was started with another setting", path=meta_path,
-                                     field=key, expected=meta.get(key), got=now)
-        return
-    if holds_run and not options.overwrite:
-        raise InputError("the run folder holds a run already", path=run_dir,
-                         expected="--resume to continue it, --overwrite to start again, or another --out")
-
-
-def _clear_run_dir(run_dir: Path) -> None:
-    for name in ("checkpoints", "selected", "model"):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
-    for name in (METRICS_NAME, "metrics.png", SUMMARY_NAME, RUN_NAME, RECIPE_NAME):
-        (run_dir / name).unlink(missing_ok=True)
-
-
-def _copy_recipe(info: RecipeInfo, run_dir: Path) -> None:
-    """The recipe file, byte for byte (``run.json`` holds its sha256 and the smoke flag), written atomically."""
-    tmp = run_dir / f".{RECIPE_NAME}.tmp"
-    shutil.copyfile(info.path, tmp)
-    os.replace(tmp, run_dir / RECIPE_NAME)
-
-
 def _reset_accelerate_state() -> None:
     """Forget the process-wide accelerate singletons so another run can start in this process."""
-    from accelerate.state import AcceleratorState, GradientState
-
     for reset in (lambda: AcceleratorState._reset_state(reset_partial_state=True), GradientState._reset_state):
         try:
             reset()
@@ -371,265 +200,251 @@ def train(recipe: str | os.PathLike[str], options: TrainOptions | None = None) -
         raise InputError("smoke runs are never installed in the local zoo (their weights would replace the "
                          "published ones under the entry's name)", field="install", expected="no --install with --smoke")
     spec, info = load_recipe(recipe, smoke=options.smoke)
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
     cpu = (not torch.cuda.is_available()) if options.cpu is None else options.cpu
     accelerator = Accelerator(mixed_precision=spec.precision, gradient_accumulation_steps=spec.grad_accumulation,
                               cpu=cpu)
     try:
-        return _train(spec, info, options, accelerator, set_seed)
+        return _Trainer(spec, info, options, accelerator).run()
     finally:
         if accelerator.num_processes == 1 and not is_distributed_launch():
             _reset_accelerate_state()
 
 
-def _train(spec: TrainingRecipe, info: RecipeInfo, options: TrainOptions, accelerator: Any,
-           set_seed: Any) -> TrainResult:
-    from tqdm import tqdm
+class _Trainer:
+    """One run of :func:`train`, step by step: set up, resume, train with validations, publish."""
 
-    from mrizoo.train.early_stopping import EarlyStopping, agree_across_processes
+    def __init__(self, spec: TrainingRecipe, info: RecipeInfo, options: TrainOptions, accelerator: Any) -> None:
+        self.spec, self.info, self.options, self.accelerator = spec, info, options, accelerator
+        self.main = accelerator.is_main_process
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        self.run_dir = Path(options.out) if options.out is not None else default_run_dir(info, options.smoke)
+        self.state = TrainerState()
+        self.bar: Any = None
 
-    started = time.monotonic()
-    main = accelerator.is_main_process
-    world, rank = accelerator.num_processes, accelerator.process_index
-    run_dir = Path(options.out) if options.out is not None else default_run_dir(info, options.smoke)
-    _check_run_dir(run_dir, options, info, world)
-    if main:
-        if options.overwrite and not options.resume:
-            _clear_run_dir(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
+    # -- set-up ---------------------------------------------------------------------------
+    def _prepare_run_dir(self) -> None:
+        """Check the run folder (resume/overwrite), clear it when asked, create it."""
+        opts = self.options
+        check_run_dir(self.run_dir, resume=opts.resume, overwrite=opts.overwrite, info=self.info, smoke=opts.smoke,
+                      world=self.world)
+        if self.main:
+            if opts.overwrite and not opts.resume:
+                clear_run_dir(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.accelerator.wait_for_everyone()
 
-    set_seed(spec.seed)
-    model = build_model(spec, info.path)
-    family = task_family(model)
-    cache = Path(options.data_cache) if options.data_cache is not None else run_dir / "data"
-    undersample_val = family != "ncsnv2"
-    with accelerator.main_process_first():
-        data = build_datasets(spec.data, spec.masks, cache_dir=cache, with_maps=needs_maps(family),
-                              undersample_val=undersample_val, data_root=options.data_root)
-    base = None if data.train_batches is None else data.train_batches(spec.data.slices_per_batch, spec.seed)
-    sampler = ShardedVolumeBatches(data.train, spec.data.slices_per_batch, seed=spec.seed, num_replicas=world,
-                                   rank=rank, multiple=spec.grad_accumulation, base=base)
-    batches_per_epoch = len(sampler)
-    if batches_per_epoch < 1:
-        raise InputError("the training set yields no batches", field="training.data.train")
-    steps_per_epoch = batches_per_epoch // spec.grad_accumulation
-    total_steps = spec.steps if spec.steps is not None else int(spec.epochs or 1) * steps_per_epoch
-    limit = total_steps if options.max_steps is None else min(total_steps, options.max_steps)
+    def _build_data(self, family: str) -> None:
+        """Training and validation sets, the sharded batch order and the step budget."""
+        spec, opts = self.spec, self.options
+        arch = get_architecture(family)
+        cache = Path(opts.data_cache) if opts.data_cache is not None else self.run_dir / "data"
+        with self.accelerator.main_process_first():
+            self.data = build_datasets(spec.data, spec.masks, cache_dir=cache, with_maps=arch.needs_maps,
+                                       undersample_val=task_class(family).undersampled_validation,
+                                       data_root=opts.data_root)
+        base = None if self.data.train_batches is None else self.data.train_batches(spec.data.slices_per_batch,
+                                                                                    spec.seed)
+        self.sampler = ShardedVolumeBatches(self.data.train, spec.data.slices_per_batch, seed=spec.seed,
+                                            num_replicas=self.world, rank=self.rank, multiple=spec.grad_accumulation,
+                                            base=base)
+        self.batches_per_epoch = len(self.sampler)
+        if self.batches_per_epoch < 1:
+            raise InputError("the training set yields no batches", field="training.data.train")
+        self.steps_per_epoch = self.batches_per_epoch // spec.grad_accumulation
+        self.total_steps = spec.steps if spec.steps is not None else int(spec.epochs or 1) * self.steps_per_epoch
+        self.limit = self.total_steps if opts.max_steps is None else min(self.total_steps, opts.max_steps)
+        self.val_sets = {"val": self.data.val, **{f"ood/{k}": v for k, v in self.data.ood.items()}}
 
-    task = make_task(model, spec, accelerator, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
-    task.attach_validation(data.val)
-    policy = EarlyStopping.from_spec(spec.early_stopping)
-    state = TrainerState()
-    ckpts = CheckpointManager(run_dir / "checkpoints", spec.checkpoint.keep,
-                              objects=[state, policy, *task.checkpoint_objects()])
-    log = _MetricsLog(run_dir / METRICS_NAME, main)
+    def _set_up(self) -> None:
+        """Model, data, task, early stopping, checkpoints and the metrics log; resume when asked."""
+        spec, acc = self.spec, self.accelerator
+        set_seed(spec.seed)
+        model = build_model(spec, self.info.path)
+        self.family = task_family(model)
+        self._build_data(self.family)
+        self.task = make_task(model, spec, acc, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch)
+        self.task.attach_validation(self.data.val)
+        self.policy = EarlyStopping.from_spec(spec.early_stopping)
+        self.ckpts = CheckpointManager(self.run_dir / "checkpoints", spec.checkpoint.keep,
+                                       objects=[self.state, self.policy, *self.task.checkpoint_objects()])
+        self.log = MetricsLog(self.run_dir / METRICS_NAME, self.main)
+        self.resumed_from = self.ckpts.resume(acc) if self.options.resume else None
+        if self.main:
+            self.log.truncate_after(self.state.step)
+            self.ckpts.discard_after(self.state.step)
+            write_run_description(self.run_dir, {
+                "recipe": self.info.name, "recipe_path": self.info.path, "recipe_sha256": self.info.sha256,
+                "smoke": self.options.smoke, "num_processes": self.world, "mixed_precision": spec.precision,
+                "family": self.family, "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+                "model": spec.model})
+            copy_recipe(self.info, self.run_dir)
+        acc.wait_for_everyone()
 
-    resumed_from = ckpts.resume(accelerator) if options.resume else None
-    if main:
-        log.truncate_after(state.step)
-        ckpts.discard_after(state.step)
-        meta = {"recipe": info.name, "recipe_path": info.path, "recipe_sha256": info.sha256, "smoke": options.smoke,
-                "num_processes": world, "mixed_precision": spec.precision, "family": family,
-                "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "model": spec.model}
-        (run_dir / RUN_NAME).write_text(json.dumps(meta, indent=1) + "\n")
-        _copy_recipe(info, run_dir)
-    accelerator.wait_for_everyone()
+    # -- validation -----------------------------------------------------------------------
+    def _epoch_of(self, step: int) -> int:
+        return epoch_of(step, self.steps_per_epoch)
 
-    def epoch_of(step: int) -> int:
-        return max(1, math.ceil(step / max(1, steps_per_epoch)))
-
-    val_sets = {"val": data.val, **{f"ood/{k}": v for k, v in data.ood.items()}}
-    log_every = max(1, min(100, total_steps // 200))
-    es_metric = spec.early_stopping.metric
-
-    def validate(end_of_epoch: bool) -> bool:
-        """Validate every set, log, decide; returns the agreed stop flag."""
+    def _validate(self, end_of_epoch: bool) -> bool:
+        """Validate every set, log, decide, keep the selected weights; returns the agreed stop flag."""
+        task, state, acc, metric = self.task, self.state, self.accelerator, self.spec.early_stopping.metric
         eval_model = task.eval_model()
         eval_model.eval()
         try:
-            results = {name: _validate_set(task, eval_model, ds, name, accelerator=accelerator, recipe=spec)
-                       for name, ds in val_sets.items()}
+            results = {name: validate_set(task, eval_model, ds, name, accelerator=acc, recipe=self.spec)
+                       for name, ds in self.val_sets.items()}
         finally:
             for m in task.prepared:
                 m.train()
         id_metrics = results["val"]
         ood = {name.removeprefix("ood/"): r for name, r in results.items() if name != "val"}
         extra = task.after_validation(id_metrics)
-        decision = policy.update(state.step, epoch_of(state.step), id_metrics.get(es_metric, math.nan),
-                                 {k: r.get(es_metric, math.nan) for k, r in ood.items()})
-        stop = agree_across_processes(decision.stop, accelerator)
+        decision = self.policy.update(state.step, self._epoch_of(state.step), id_metrics.get(metric, math.nan),
+                                      {k: r.get(metric, math.nan) for k, r in ood.items()})
+        stop = agree_across_processes(decision.stop, acc)
         state.last_val_step = state.step
         if decision.is_best:
-            if main:
-                from mrizoo.hub.format import save_pretrained
-
-                save_pretrained(eval_model, run_dir / "selected", recipe_file=info.path, overwrite=True,
-                                extra={"training_recipe": info.name, "training_step": state.step})
-            state.selected = {"step": state.step, "epoch": epoch_of(state.step), "id": id_metrics, "ood": ood,
-                              "weights_sha256": weights_digest(eval_model.state_dict())}
-        accelerator.wait_for_everyone()
+            self._keep_selected(eval_model, id_metrics, ood)
+        acc.wait_for_everyone()
         if stop:
             state.stopped, state.stop_reason = True, decision.reason or "stopped"
-        log.write({"kind": "val", "step": state.step, "epoch": epoch_of(state.step),
-                   "epoch_float": state.step / max(1, steps_per_epoch), "at": "epoch" if end_of_epoch else "step",
-                   "id": id_metrics, "ood": ood, "selected": decision.is_best, "stop": stop,
-                   "reason": decision.reason, **extra})
-        if bar is not None:
-            bar.set_postfix_str(f"val {es_metric} {id_metrics.get(es_metric, math.nan):.4g}", refresh=False)
+        self.log.write({"kind": "val", "step": state.step, "epoch": self._epoch_of(state.step),
+                        "epoch_float": state.step / max(1, self.steps_per_epoch),
+                        "at": "epoch" if end_of_epoch else "step", "id": id_metrics, "ood": ood,
+                        "selected": decision.is_best, "stop": stop, "reason": decision.reason, **extra})
+        self.bar.set_postfix_str(f"val {metric} {id_metrics.get(metric, math.nan):.4g}", refresh=False)
         return stop
 
-    bar = tqdm(total=limit, initial=min(state.step, limit), desc=f"train {info.name}", dynamic_ncols=True,
-               disable=not (main and options.progress), file=sys.stderr)
-    window: list[float] = []
-    saved_at = resumed_from if resumed_from is not None else -1
-    segment_start = time.monotonic()
-    stop = state.stopped
-    for m in task.prepared:
-        m.train()
-    while state.step < limit and not stop:
-        sampler.set_position(state.epoch, state.batch_in_epoch)
-        loader = make_loader(data.train, sampler, spec.data.num_workers,
-                             seed=derive_seed(spec.seed, "loader", state.epoch, state.batch_in_epoch, rank))
-        for batch in loader:
-            batch = _to_device(batch, accelerator.device)
-            shape = (int(batch.kspace.shape[-2]), int(batch.kspace.shape[-1]))
-            key = (spec.seed, state.epoch, state.batch_in_epoch, rank)
-            mask = draw_masks(spec.masks, shape, len(batch), derive_seed("mask", *key), batch.fname,
-                              batch.slice_index.tolist()).to(accelerator.device)
-            gen = torch.Generator().manual_seed(derive_seed("step", *key))
-            with accelerator.accumulate(*task.prepared):
-                logs = task.train_step(batch, mask, epoch=state.epoch, generator=gen)
-            state.batch_in_epoch += 1
-            window.append(logs.get("loss", math.nan))
-            if not accelerator.sync_gradients:
-                continue
-            task.after_optimizer_step()
-            state.step += 1
-            end_of_epoch = state.batch_in_epoch >= batches_per_epoch
-            if end_of_epoch:
-                state.epoch += 1
-                state.batch_in_epoch = 0
-            bar.update(1)
-            finished = state.step >= total_steps
-            if spec.validate_every is not None:
-                do_val = state.step % spec.validate_every == 0 or finished
-            else:
-                do_val = end_of_epoch or finished
-            every = spec.checkpoint.every_steps
-            due = (state.step % every == 0) if every is not None else do_val
-            at_limit = state.step >= limit
-            # a train line at every checkpoint too, so a resumed run logs exactly what an uninterrupted one does
-            if state.step % log_every == 0 or end_of_epoch or due or at_limit:
-                loss = accelerator.reduce(torch.tensor([sum(window) / max(1, len(window))],
-                                                       device=accelerator.device), reduction="mean")
-                record = {"kind": "train", "step": state.step, "epoch": epoch_of(state.step),
-                          "loss": float(loss), "lr": task.lr,
-                          **{k: v for k, v in logs.items() if k != "loss"}}
-                log.write(record)
-                bar.set_description_str(f"train {info.name} loss {float(loss):.4g}", refresh=False)
-                window = []
-            if do_val:
-                stop = validate(end_of_epoch and spec.validate_every is None)
-            if due or stop or at_limit:
-                state.wall_seconds += time.monotonic() - segment_start
-                segment_start = time.monotonic()
-                ckpts.save(accelerator, state.step, {**state.state_dict(), "recipe": info.name})
-                saved_at = state.step
-            if stop or at_limit:
-                break
-    bar.close()
-    state.wall_seconds += time.monotonic() - segment_start
-    if saved_at != state.step and state.step > 0:
-        ckpts.save(accelerator, state.step, {**state.state_dict(), "recipe": info.name})
+    def _keep_selected(self, eval_model: nn.Module, id_metrics: dict[str, float], ood: dict[str, Any]) -> None:
+        """The best validation so far: its weights to ``RUN_DIR/selected`` and its facts to the state."""
+        state = self.state
+        if self.main:
+            save_pretrained(eval_model, self.run_dir / "selected", recipe_file=self.info.path, overwrite=True,
+                            extra={"training_recipe": self.info.name, "training_step": state.step})
+        state.selected = {"step": state.step, "epoch": self._epoch_of(state.step), "id": id_metrics, "ood": ood,
+                          "weights_sha256": weights_digest(eval_model.state_dict())}
 
-    finished = state.step >= total_steps or state.stopped
-    result = _finalize(spec, info, options, accelerator, task, state, policy, run_dir,
-                       total_steps=total_steps, steps_per_epoch=steps_per_epoch, finished=finished)
-    result.resumed_from = resumed_from
-    accelerator.wait_for_everyone()
-    if main:
-        elapsed = time.monotonic() - started
-        print(f"mrizoo train: {info.name}: {state.step} steps in {elapsed:.1f} s on {_hardware(accelerator)}; "
-              f"run folder {run_dir}", file=sys.stderr)
-    accelerator.end_training()
-    return result
+    # -- training -------------------------------------------------------------------------
+    def _train_step(self, batch: SampleBatch) -> dict[str, float]:
+        """One batch through the task (an optimizer step when gradients sync); returns its logs."""
+        spec, acc, state = self.spec, self.accelerator, self.state
+        batch = to_device(batch, acc.device)
+        shape = (int(batch.kspace.shape[-2]), int(batch.kspace.shape[-1]))
+        key = (spec.seed, state.epoch, state.batch_in_epoch, self.rank)
+        mask = draw_masks(spec.masks, shape, len(batch), derive_seed("mask", *key), batch.fname,
+                          batch.slice_index.tolist()).to(acc.device)
+        gen = torch.Generator().manual_seed(derive_seed("step", *key))
+        with acc.accumulate(*self.task.prepared):
+            logs = self.task.train_step(batch, mask, epoch=state.epoch, generator=gen)
+        state.batch_in_epoch += 1
+        return logs
 
+    def _log_train(self, logs: dict[str, float], window: list[float]) -> None:
+        """A training line: the loss averaged over the steps since the last line and processes."""
+        acc = self.accelerator
+        loss = float(acc.reduce(torch.tensor([sum(window) / max(1, len(window))], device=acc.device),
+                                reduction="mean"))
+        self.log.write({"kind": "train", "step": self.state.step, "epoch": self._epoch_of(self.state.step),
+                        "loss": loss, "lr": self.task.lr, **{k: v for k, v in logs.items() if k != "loss"}})
+        self.bar.set_description_str(f"train {self.info.name} loss {loss:.4g}", refresh=False)
 
-def _finalize(spec: TrainingRecipe, info: RecipeInfo, options: TrainOptions, accelerator: Any, task: Task,
-              state: TrainerState, policy: Any, run_dir: Path, *, total_steps: int, steps_per_epoch: int,
-              finished: bool) -> TrainResult:
-    """Publish the selected weights with a training summary, plot the metrics, install to the local zoo."""
-    from mrizoo.hub.cards import TrainingSummary
-    from mrizoo.hub.format import save_pretrained
+    def _save(self) -> None:
+        """A checkpoint at the current step (the wall time so far included)."""
+        state = self.state
+        state.wall_seconds += time.monotonic() - self._segment_start
+        self._segment_start = time.monotonic()
+        self.ckpts.save(self.accelerator, state.step, {**state.state_dict(), "recipe": self.info.name})
+        self._saved_at = state.step
 
-    def epoch_of(step: int) -> int:
-        return max(1, math.ceil(step / max(1, steps_per_epoch)))
+    def _after_optimizer_step(self, logs: dict[str, float], window: list[float]) -> bool:
+        """Count the step; log, validate and checkpoint when due. Returns whether to stop the epoch loop."""
+        spec, state = self.spec, self.state
+        self.task.after_optimizer_step()
+        state.step += 1
+        end_of_epoch = state.batch_in_epoch >= self.batches_per_epoch
+        if end_of_epoch:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+        self.bar.update(1)
+        finished = state.step >= self.total_steps
+        if spec.validate_every is not None:
+            do_val = state.step % spec.validate_every == 0 or finished
+        else:
+            do_val = end_of_epoch or finished
+        every = spec.checkpoint.every_steps
+        due = (state.step % every == 0) if every is not None else do_val
+        at_limit = state.step >= self.limit
+        # a train line at every checkpoint too, so a resumed run logs exactly what an uninterrupted one does
+        if state.step % self._log_every == 0 or end_of_epoch or due or at_limit:
+            self._log_train(logs, window)
+            window.clear()
+        stop = self._validate(end_of_epoch and spec.validate_every is None) if do_val else False
+        if due or stop or at_limit:
+            self._save()
+        self._stop = stop
+        return stop or at_limit
 
-    selected = state.selected
-    main = accelerator.is_main_process
-    epochs = epoch_of(state.step)
-    metrics: dict[str, float] = {}
-    if selected is not None:
-        metrics = {k: float(v) for k, v in selected["id"].items() if k != "volumes"}
-        for name, r in selected["ood"].items():
-            metrics.update({f"ood/{name}/{k}": float(v) for k, v in r.items() if k != "volumes"})
-    if state.stopped:
-        reason = state.stop_reason
-    elif not finished:
-        reason = f"interrupted after step {state.step} of {total_steps} (max_steps); resume to finish"
-    else:
-        es = spec.early_stopping
-        which = "in-distribution" if es.rule != "ood" else (f"OOD ({es.ood_set})" if es.ood_set else "mean OOD")
-        reason = f"not triggered ({es.rule} rule); the validation with the best {which} {es.metric} was kept"
-    max_epochs = spec.epochs if spec.epochs is not None else epoch_of(total_steps)
-    summary = TrainingSummary(
-        recipe=info.name,
-        epochs_trained=epochs,
-        max_epochs=max(max_epochs, epochs),
-        checkpoint_epoch=None if selected is None else int(selected["epoch"]),
-        early_stopping=reason,
-        steps=max(1, state.step),
-        validation={k: v for k, v in metrics.items() if math.isfinite(v)},
-        hardware=_hardware(accelerator),
-        wall_time_hours=state.wall_seconds / 3600.0,
-        recipe_sha256=info.sha256,
-        notes=(f"selected step {selected['step']} (epoch {selected['epoch']}) of {state.step}"
-               if selected is not None else "no validation ran; the last weights are published")
-              + ("; smoke run" if options.smoke else ""),
-    )
-    summary_text = json.dumps(_jsonable(dataclasses.asdict(summary)), indent=1) + "\n"
-    model_dir = run_dir / "model"
-    installed = None
-    install = options.install is not False and not options.smoke  # a smoke run never reaches the local zoo
-    if main:
-        (run_dir / SUMMARY_NAME).write_text(summary_text)
-        source = run_dir / "selected"
-        if selected is not None and (source / "config.json").is_file():
-            on_disk = json.loads((source / "config.json").read_text()).get("training_step")
-            if on_disk != selected["step"]:
-                print(f"mrizoo train: warning: {source} holds the weights of step {on_disk}, the selected "
-                      f"validation is at step {selected['step']}", file=sys.stderr)
-        if selected is None or not (source / "config.json").is_file():
-            save_pretrained(task.eval_model(), source, recipe_file=info.path, overwrite=True,
-                            extra={"training_recipe": info.name, "training_step": state.step})
-        _copy_checkpoint(source, model_dir, {SUMMARY_NAME: summary_text})
-        plot_metrics(read_metrics(run_dir / METRICS_NAME), run_dir / "metrics.png",
-                     selected_step=None if selected is None else int(selected["step"]),
-                     stop_step=state.step if state.stopped else None,
-                     title=f"{info.name}: validation ({spec.early_stopping.rule} rule)")
-        if install and finished and _is_entry_recipe(spec, info):
-            from mrizoo.hub.local_zoo import local_zoo_dir
+    def _train_loop(self) -> None:
+        """Optimizer steps until the budget (or ``max_steps``) is spent or early stopping fires."""
+        spec, state, acc = self.spec, self.state, self.accelerator
+        self._log_every = max(1, min(100, self.total_steps // 200))
+        self._saved_at = self.resumed_from if self.resumed_from is not None else -1
+        self._segment_start = time.monotonic()
+        self._stop = state.stopped
+        window: list[float] = []
+        for m in self.task.prepared:
+            m.train()
+        while state.step < self.limit and not self._stop:
+            self.sampler.set_position(state.epoch, state.batch_in_epoch)
+            loader = make_loader(self.data.train, self.sampler, spec.data.num_workers,
+                                 seed=derive_seed(spec.seed, "loader", state.epoch, state.batch_in_epoch, self.rank))
+            for batch in loader:
+                logs = self._train_step(batch)
+                window.append(logs.get("loss", math.nan))
+                if acc.sync_gradients and self._after_optimizer_step(logs, window):
+                    break
+        self.bar.close()
+        state.wall_seconds += time.monotonic() - self._segment_start
+        if self._saved_at != state.step and state.step > 0:
+            self.ckpts.save(acc, state.step, {**state.state_dict(), "recipe": self.info.name})
 
-            installed = _copy_checkpoint(model_dir, local_zoo_dir(spec.model), {SUMMARY_NAME: summary_text})
-    accelerator.wait_for_everyone()
-    return TrainResult(
-        run_dir=run_dir, model_dir=model_dir, installed=installed, steps=state.step, epochs=epochs,
-        finished=finished, stopped_early=state.stopped, stop_reason=reason,
-        selected_step=None if selected is None else int(selected["step"]),
-        selected_epoch=None if selected is None else int(selected["epoch"]),
-        metrics=metrics, num_processes=accelerator.num_processes, process_index=accelerator.process_index,
-        selected_digest=None if selected is None else selected.get("weights_sha256"),
-    )
+    # -- the end ------------------------------------------------------------------------
+    def _finish(self) -> TrainResult:
+        """Publish the selected weights with a training summary, plot the metrics, install to the local zoo."""
+        spec, state, acc, opts = self.spec, self.state, self.accelerator, self.options
+        finished = state.step >= self.total_steps or state.stopped
+        reason = stop_reason(spec, state, finished=finished, total_steps=self.total_steps)
+        summary = training_summary(spec, self.info, state, reason=reason, total_steps=self.total_steps,
+                                   steps_per_epoch=self.steps_per_epoch, hardware=describe_hardware(acc),
+                                   smoke=opts.smoke)
+        install = opts.install is not False and not opts.smoke  # a smoke run never reaches the local zoo
+        installed = None
+        if self.main:
+            installed = publish_run(spec, self.info, self.task, state, self.run_dir, summary=summary,
+                                    install=install and finished)
+        acc.wait_for_everyone()
+        selected = state.selected
+        return TrainResult(
+            run_dir=self.run_dir, model_dir=self.run_dir / "model", installed=installed, steps=state.step,
+            epochs=self._epoch_of(state.step), finished=finished, stopped_early=state.stopped, stop_reason=reason,
+            selected_step=None if selected is None else int(selected["step"]),
+            selected_epoch=None if selected is None else int(selected["epoch"]),
+            metrics=selected_metrics(selected), num_processes=acc.num_processes, process_index=acc.process_index,
+            resumed_from=self.resumed_from,
+            selected_digest=None if selected is None else selected.get("weights_sha256"),
+        )
+
+    def run(self) -> TrainResult:
+        started = time.monotonic()
+        self._prepare_run_dir()
+        self._set_up()
+        self.bar = tqdm(total=self.limit, initial=min(self.state.step, self.limit), desc=f"train {self.info.name}",
+                        dynamic_ncols=True, disable=not (self.main and self.options.progress), file=sys.stderr)
+        self._train_loop()
+        result = self._finish()
+        self.accelerator.wait_for_everyone()
+        if self.main:
+            elapsed = time.monotonic() - started
+            print(f"mrizoo train: {self.info.name}: {self.state.step} steps in {elapsed:.1f} s on "
+                  f"{describe_hardware(self.accelerator)}; run folder {self.run_dir}", file=sys.stderr)
+        self.accelerator.end_training()
+        return result

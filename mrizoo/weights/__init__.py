@@ -13,7 +13,7 @@ import importlib.resources
 from pathlib import Path
 
 from mrizoo.errors import InputError, WeightsUnavailableError
-from mrizoo.hub.format import CONFIG_NAME, WEIGHTS_NAME, sha256_file
+from mrizoo.hub.layout import CONFIG_NAME, WEIGHTS_NAME, sha256_file
 
 __all__ = ["package_weights_dir", "package_checkpoint", "PackageWeightsError"]
 

@@ -1,7 +1,7 @@
 """The model zoo: names, entries declared as data, and the factory that builds them."""
 
 from mrizoo._lazy import lazy_attributes
-from mrizoo.zoo.architectures import ARCHITECTURES, Architecture, get_architecture
+from mrizoo.models.registry import ARCHITECTURES, Architecture, get_architecture
 from mrizoo.zoo.entry import ModelEntry, ModelSpec, TaskSpec, WeightsSource
 from mrizoo.zoo.names import ModelName, parse_name
 from mrizoo.zoo.registry import REGISTRY, Registry, UnknownModelError, info, list_models, read_entry_file, register_model

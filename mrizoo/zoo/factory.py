@@ -3,40 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
 from torch import nn
 
 from mrizoo.errors import WeightsUnavailableError
-from mrizoo.zoo.architectures import get_architecture
+from mrizoo.zoo.build import create, model_config
 from mrizoo.zoo.pretrained import from_pretrained
-from mrizoo.zoo.registry import REGISTRY
+from mrizoo.zoo.resolve import resolve_checkpoint
 
 __all__ = ["model_config", "create", "load", "WeightsUnavailableError"]
-
-
-def model_config(name: str, **overrides: Any) -> Any:
-    """The architecture config (a dataclass) of a zoo entry, with ``overrides`` applied."""
-    entry = REGISTRY.get(name)
-    arch = get_architecture(entry.model.arch, REGISTRY.source(name))
-    return arch.make_config(entry.model.preset, {**entry.model.config, **overrides}, REGISTRY.source(name))
-
-
-def create(name: str, **overrides: Any) -> nn.Module:
-    """Build a zoo model with random weights (config overrides allowed, e.g. ``chans=8``).
-
-    The model carries its entry as ``model.zoo_entry``, its config as ``model.zoo_config`` and
-    ``model.weights_source`` with ``kind`` ``random`` (``builtin`` for methods without weights).
-    """
-    entry = REGISTRY.get(name)
-    config = model_config(name, **overrides)
-    model = get_architecture(entry.model.arch).build(config)
-    model.zoo_entry = entry
-    model.zoo_config = config
-    model.weights_source = {"name": name, "kind": "builtin" if entry.weights.kind == "builtin" else "random",
-                            "location": "", "revision": "", "sha256": ""}
-    return model
 
 
 def load(
@@ -65,9 +41,6 @@ def load(
     ``model.weights_source`` says which weights were loaded (see
     :func:`mrizoo.models.checkpoint.describe_weights`).
     """
-    # resolution still lives in the Hub package, which imports the zoo: imported here until it moves
-    from mrizoo.hub.resolve import resolve_checkpoint
-
     resolved = resolve_checkpoint(name, revision=revision, prefer_local=prefer_local)
     if resolved.folder is None:  # builtin: a method without learned weights
         return create(str(resolved.name)).to(map_location).eval()

@@ -1,14 +1,12 @@
-"""Building the model a checkpoint folder describes: the one step of loading that needs the zoo.
+"""A checkpoint folder as a zoo model: the folder's model plus the zoo entry it belongs to.
 
-The folder's format (``config.json`` + ``model.safetensors``, the ``weights_sha256`` check) is
-:mod:`mrizoo.models.checkpoint`; this module adds what only the zoo knows: the architecture named
-in ``config.json`` and the zoo entry the model carries.
+Building the model is :func:`mrizoo.models.pretrained.load_folder`; this module adds what only
+the zoo knows, the entry of the checkpoint's name (or one rebuilt from its ``config.json``).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,10 +14,10 @@ from torch import nn
 
 from mrizoo._dataclass_io import from_dict
 from mrizoo.errors import InputError
-from mrizoo.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_weights, read_config, verify_weights, weights_source
-from mrizoo.zoo.architectures import get_architecture
+from mrizoo.models.checkpoint import CONFIG_NAME
+from mrizoo.models.pretrained import load_folder
 from mrizoo.zoo.entry import ModelEntry, ModelSpec, TaskSpec
-from mrizoo.zoo.registry import REGISTRY
+from mrizoo.zoo import registry
 
 __all__ = ["from_pretrained"]
 
@@ -30,29 +28,16 @@ def from_pretrained(directory: str | os.PathLike[str], *, map_location: str | to
     The model's ``weights_source`` says ``kind: folder``; :func:`mrizoo.load` replaces it with
     where the folder came from (package, local zoo, Hub, upstream).
     """
-    folder = Path(directory)
-    doc = read_config(folder)
-    source = str(folder / CONFIG_NAME)
-    arch = get_architecture(doc["arch"], source)
-    # keys a config.json predates take the values that keep its model's behaviour
-    legacy = getattr(arch.config_class(), "CHECKPOINT_DEFAULTS", {})
-    config = arch.make_config(None, {**legacy, **doc["config"]}, source)
-    model = arch.build(config)
-    digest = verify_weights(folder, doc)
-    load_weights(model, folder / WEIGHTS_NAME)
-    model.zoo_entry = _entry_for(doc, source)
-    model.zoo_config = config
-    model.pretrained_from = str(folder)
-    name = doc.get("name") if isinstance(doc.get("name"), str) else ""
-    model.weights_source = weights_source("folder", name=name, location=folder, sha256=digest)
-    return model.to(map_location).eval()
+    model, doc = load_folder(directory, map_location=map_location)
+    model.zoo_entry = _entry_for(doc, str(os.path.join(os.fspath(directory), CONFIG_NAME)))
+    return model
 
 
 def _entry_for(doc: dict[str, Any], source: str) -> ModelEntry:
     """The registered entry of the checkpoint's name, or one rebuilt from its config.json."""
     name = doc.get("name")
-    if isinstance(name, str) and name in REGISTRY.names():
-        return REGISTRY.get(name)
+    if isinstance(name, str) and name in registry.REGISTRY.names():
+        return registry.REGISTRY.get(name)
     task = from_dict(TaskSpec, doc.get("task") or {}, source=source, prefix="task")
     try:
         return ModelEntry(name=name, description="", model=ModelSpec(arch=doc["arch"]), task=task,

@@ -20,23 +20,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from mrizoo._paths import downloads_root, local_zoo_root, mrizoo_home, quarantine_root, upstream_root
 from mrizoo.errors import InputError, WeightsUnavailableError
 from mrizoo.hub.download import (
-    HF_HUB_PREFIX,
     HubLocation,
     cached_zoo_repos,
     delete_cached_repos,
     fetch_hub_checkpoint,
     parse_hub_spec,
-    quarantine_root,
 )
-from mrizoo.hub.format import CONFIG_NAME, read_config
-from mrizoo.hub.local_zoo import find_local_checkpoint, local_zoo_dir, mrizoo_home
+from mrizoo.hub.layout import CONFIG_NAME, HF_HUB_PREFIX, spec_kind
+from mrizoo.models.checkpoint import read_config
+from mrizoo.weights import package_checkpoint
+from mrizoo.zoo.local import find_local_checkpoint, local_zoo_dir
+from mrizoo.zoo import registry
+from mrizoo.zoo.upstream import fetch_upstream
 
 __all__ = ["ResolvedCheckpoint", "resolve_checkpoint", "hub_location", "no_weights_error", "CacheItem",
            "cached_items", "remove_cached"]
 
-logger = logging.getLogger("mrizoo.hub")
+logger = logging.getLogger("mrizoo.zoo")
 Origin = Literal["dir", "local-zoo", "hub", "upstream", "package", "builtin"]
 
 
@@ -82,8 +85,6 @@ def _hub_repo(loc: HubLocation) -> str:
 
 def no_weights_error(name: str) -> WeightsUnavailableError:
     """The error for a zoo entry that has no published weights (says which recipe trains them)."""
-    from mrizoo.zoo import registry
-
     entry = registry.REGISTRY.get(name)
     how = (f"train them with the recipe {entry.recipe!r} (recipes/{entry.recipe}.yaml; trained weights saved to "
            f"{local_zoo_dir(name)} load by this name)" if entry.recipe else "none are published")
@@ -93,8 +94,6 @@ def no_weights_error(name: str) -> WeightsUnavailableError:
 
 def hub_location(name: str, revision: str | None = None) -> HubLocation:
     """The Hub location of a zoo entry with hub weights; another ``revision`` drops the entry's sha256."""
-    from mrizoo.zoo import registry
-
     src = registry.REGISTRY.get(name).weights
     if src.kind != "hub" or not src.repo_id or not src.revision:
         raise InputError(f"zoo model {name!r} has no Hub weights", field="weights.kind", expected="hub",
@@ -104,10 +103,6 @@ def hub_location(name: str, revision: str | None = None) -> HubLocation:
     logger.warning("%s: using revision %s instead of the pinned %s; its sha256 is not checked",
                    name, revision, src.revision)
     return HubLocation(src.repo_id, revision, src.filename, None)
-
-
-def _is_pathlike(spec: str) -> bool:
-    return spec.startswith((".", "~")) or "/" in spec or os.sep in spec or (os.altsep or "/") in spec
 
 
 def _check_arch(folder: Path, name: str, arch: str, source: str, where: str | Path) -> None:
@@ -125,7 +120,7 @@ _SHADOWED = {"package": "the shipped package weights", "hub": "the published Hub
 def _announce_local(name: str, folder: Path, published: str) -> None:
     """Say, at every load, that locally trained weights are used; a warning when they hide published ones.
 
-    Warnings go to the ``mrizoo.hub`` logger, which prints one line on stderr even when the
+    Warnings go to the ``mrizoo.zoo`` logger, which prints one line on stderr even when the
     application configured no logging.
     """
     if published in _SHADOWED:
@@ -137,9 +132,6 @@ def _announce_local(name: str, folder: Path, published: str) -> None:
 
 
 def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> ResolvedCheckpoint:
-    from mrizoo.hub.upstream import fetch_upstream
-    from mrizoo.zoo import registry
-
     entry = registry.REGISTRY.get(name)
     if prefer_local:
         local = find_local_checkpoint(name, entry.model.arch)
@@ -158,8 +150,6 @@ def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> Resolv
     if kind == "builtin":
         return ResolvedCheckpoint(None, "builtin", "builtin (no learned weights)", name)
     if kind == "package":
-        from mrizoo.weights import package_checkpoint
-
         src = entry.weights
         folder = package_checkpoint(str(src.path), str(src.sha256), what=name)
         _check_arch(folder, name, entry.model.arch, "shipped", folder / CONFIG_NAME)
@@ -178,25 +168,21 @@ def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> Resolv
 def resolve_checkpoint(spec: str | os.PathLike[str], *, revision: str | None = None,
                        prefer_local: bool = True) -> ResolvedCheckpoint:
     """The checkpoint folder a load spec stands for, downloading and converting as needed."""
-    from mrizoo.zoo import registry
-
     text = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
     if not isinstance(text, str) or not text:
         raise InputError("a load spec must be a zoo name, an hf-hub: reference or a folder path", field="name",
                          got=repr(spec))
-    if text.startswith(HF_HUB_PREFIX):
+    kind = spec_kind(spec)
+    if kind == "hub" and text.startswith(HF_HUB_PREFIX):
         loc = parse_hub_spec(text, revision)
         folder, digest = fetch_hub_checkpoint(loc, what=f"{HF_HUB_PREFIX}{loc}")
         return ResolvedCheckpoint(folder, "hub", f"hub {loc}", None, digest, False,
                                   _snapshot_commit(folder) or loc.revision, _hub_repo(loc))
     path = Path(text).expanduser()
-    is_name = isinstance(spec, str) and not _is_pathlike(text) and (text in registry.REGISTRY.names()
-                                                                    or not path.is_dir())
-    if is_name:
-        return _resolve_name(text, revision, prefer_local)
+    if isinstance(spec, str) and (kind == "name" or text in registry.REGISTRY.names()):
+        return _resolve_name(text, revision, prefer_local)  # a registered name wins over a folder of that name
     if not path.is_dir():
-        hint = (f"; for a Hub repo write {HF_HUB_PREFIX}{text}@REVISION"
-                if text.count("/") == 1 and not text.startswith((".", "/", "~")) else "")
+        hint = f"; for a Hub repo write {HF_HUB_PREFIX}{text}@REVISION" if kind == "hub" else ""
         raise InputError(f"no checkpoint folder here{hint}", path=path)
     if not (path / CONFIG_NAME).is_file():
         raise InputError("not a checkpoint folder: config.json is missing", path=path)
@@ -229,8 +215,6 @@ def _children(folder: Path) -> list[Path]:
 
 
 def _entry_repo_ids(name: str | None) -> set[str]:
-    from mrizoo.zoo import registry
-
     reg = registry.REGISTRY
     entries = [reg.get(name)] if name else [reg.get(n) for n in reg.names()]
     return {e.weights.repo_id for e in entries if e.weights.kind == "hub" and e.weights.repo_id}
@@ -242,7 +226,6 @@ def cached_items(name: str | None = None) -> list[CacheItem]:
     Hub items are the Hugging Face cache entries of the zoo's repos (the registry's hub
     entries, and repos holding an mrizoo checkpoint); nothing else of that cache is listed.
     """
-    home = mrizoo_home()
     items: list[CacheItem] = []
     if name is not None and name.startswith(HF_HUB_PREFIX):
         repo_id = parse_hub_spec(name).repo_id
@@ -251,13 +234,11 @@ def cached_items(name: str | None = None) -> list[CacheItem]:
         qdirs = [quarantine_root() / "hub" / ("models--" + repo_id.replace("/", "--"))]
     else:
         if name is not None:
-            from mrizoo.zoo import registry
-
-            registry.REGISTRY.get(name)  # unknown names fail with suggestions
+                    registry.REGISTRY.get(name)  # unknown names fail with suggestions
         repo_ids = _entry_repo_ids(name)
         repos = cached_zoo_repos(repo_ids, any_mrizoo=name is None)
-        names = [name] if name else [p.name for p in _children(home / "upstream") + _children(home / "downloads")
-                                     + _children(home / "zoo") + _children(quarantine_root() / "upstream")]
+        names = [name] if name else [p.name for p in _children(upstream_root()) + _children(downloads_root())
+                                     + _children(local_zoo_root()) + _children(quarantine_root() / "upstream")]
         qdirs = ([quarantine_root() / "hub" / ("models--" + r.replace("/", "--")) for r in repo_ids]
                  if name else _children(quarantine_root() / "hub"))
         qdirs += [quarantine_root() / "upstream" / n for n in dict.fromkeys(names)]
@@ -266,15 +247,15 @@ def cached_items(name: str | None = None) -> list[CacheItem]:
         items.append(CacheItem("hub", f"{repo.repo_id} (revisions {revs})", Path(repo.repo_path),
                                int(repo.size_on_disk), repo=repo))
     for n in dict.fromkeys(names):
-        for folder in _children(home / "upstream" / n):
+        for folder in _children(upstream_root() / n):
             items.append(CacheItem("upstream", f"{n} (converted)", folder, _size(folder)))
-        for f in _children(home / "downloads" / n):
+        for f in _children(downloads_root() / n):
             items.append(CacheItem("download", f"{n} (partial download)", f, _size(f)))
     for q in dict.fromkeys(qdirs):
         if q.exists():
             items.append(CacheItem("quarantine", f"{q.name} (failed sha256 check)", q, _size(q)))
     for n in dict.fromkeys(names):
-        folder = home / "zoo" / n
+        folder = local_zoo_root() / n
         if folder.is_dir():
             items.append(CacheItem("local-zoo", f"{n} (locally trained, not cleaned)", folder, _size(folder),
                                    removable=False))
@@ -289,15 +270,15 @@ def remove_cached(items: list[CacheItem]) -> int:
         if not item.removable or item.kind == "hub":
             continue
         target = item.path.resolve()
-        if home not in target.parents or (home / "zoo") in (target, *target.parents):
+        if home not in target.parents or local_zoo_root().resolve() in (target, *target.parents):
             raise InputError("refusing to delete outside mrizoo's cache folders", path=item.path)
         if item.path.is_dir():
             shutil.rmtree(item.path)
         elif item.path.exists():
             item.path.unlink()
         freed += item.size
-    for sub in ("upstream", "downloads"):  # drop emptied per-name folders
-        for folder in _children(mrizoo_home() / sub):
+    for root in (upstream_root(), downloads_root()):  # drop emptied per-name folders
+        for folder in _children(root):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
     return freed

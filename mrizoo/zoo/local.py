@@ -1,49 +1,34 @@
-"""Where mrizoo keeps its own files, and the local zoo of weights trained on this machine.
+"""The local zoo: weights trained on this machine, in ``$MRIZOO_HOME/zoo/<name>/``.
 
-``MRIZOO_HOME`` (default ``~/.cache/mrizoo``) holds:
-
-- ``zoo/<name>/``: checkpoints trained locally with an entry's recipe (the trainer writes them with
-  :func:`local_zoo_dir`); ``mrizoo.load(name)`` finds them with no Hub at all. These are the
-  user's results, not a cache: ``mrizoo cache clean`` never deletes them.
-- ``upstream/``, ``downloads/``, ``quarantine/``: converted upstream checkpoints, partial
-  downloads and files that failed their sha256 check (see :mod:`mrizoo.hub.upstream`).
+The trainer writes them with :func:`local_zoo_dir`; ``mrizoo.load(name)`` finds them with no Hub
+at all. These are the user's results, not a cache: ``mrizoo cache clean`` never deletes them
+(the folders under ``MRIZOO_HOME`` are :mod:`mrizoo._paths`).
 
 Precedence: for a zoo name, weights in the local zoo win over the entry's published source; when
-they hide shipped or published weights, a one-line warning (logger ``mrizoo.hub``, printed on
+they hide shipped or published weights, a one-line warning (logger ``mrizoo.zoo``, printed on
 stderr even with no logging set up) says so at every load, and ``model.weights_source`` records
 it. ``mrizoo.load(name, prefer_local=False)`` takes the published ones. Smoke runs never write here.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 
+from mrizoo._paths import local_zoo_root
 from mrizoo.errors import InputError
-from mrizoo.hub.format import CONFIG_NAME, WEIGHTS_NAME, read_config
+from mrizoo.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_config
+from mrizoo.zoo.names import parse_name
 
-__all__ = ["MRIZOO_HOME_ENV", "mrizoo_home", "local_zoo_dir", "find_local_checkpoint"]
-
-MRIZOO_HOME_ENV = "MRIZOO_HOME"
-logger = logging.getLogger("mrizoo.hub")
-
-
-def mrizoo_home() -> Path:
-    """The folder of mrizoo's own files: ``$MRIZOO_HOME``, else ``~/.cache/mrizoo`` (read at each call)."""
-    value = os.environ.get(MRIZOO_HOME_ENV)
-    return Path(value).expanduser() if value else Path("~/.cache/mrizoo").expanduser()
+__all__ = ["local_zoo_dir", "find_local_checkpoint"]
 
 
 def local_zoo_dir(name: str) -> Path:
     """The checkpoint folder where locally trained weights of zoo entry ``name`` live (may not exist yet)."""
-    from mrizoo.zoo.names import parse_name
-
     try:
         parse_name(name)
     except ValueError as err:
         raise InputError(str(err), field="name") from None
-    return mrizoo_home() / "zoo" / name
+    return local_zoo_root() / name
 
 
 def find_local_checkpoint(name: str, arch: str | None = None) -> Path | None:

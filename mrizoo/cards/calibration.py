@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from mrizoo.hub.evaluation import DatasetResult, EvaluationResults
+from mrizoo.results import DatasetResult, EvaluationResults
 
 __all__ = ["CALIBRATION_KEYS", "CALIBRATED_BAND", "calibration_verdict", "section_calibration"]
 

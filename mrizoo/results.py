@@ -1,4 +1,4 @@
-"""Evaluation results as a small JSON file: what ``mrizoo evaluate`` writes and model cards read.
+"""The evaluation results file format: what ``mrizoo evaluate`` writes and model cards read.
 
 One file per model (``model_cards/results/<name>.json``, or ``evaluation.json`` in a run
 folder) lists, per test set: its name, whether it is in or out of the training distribution,
@@ -14,12 +14,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mrizoo._atomic import atomic_file
 from mrizoo._dataclass_io import from_dict, to_dict
 from mrizoo.errors import InputError
 from mrizoo.zoo.names import parse_name
@@ -214,7 +214,8 @@ def save_results(results: EvaluationResults, path: str | os.PathLike[str]) -> Pa
     """Write results as JSON (atomic: a temporary file renamed into place)."""
     p = Path(path)
     text = json.dumps(results.to_dict(), indent=2, allow_nan=False) + "\n"
-    atomic_write_text(p, text)
+    with atomic_file(p, suffix=".tmp") as tmp:  # a full disk or read-only target: InputError
+        tmp.write_text(text, encoding="utf-8", newline="\n")
     return p
 
 
@@ -222,17 +223,3 @@ def results_path(name: str, cards_dir: str | os.PathLike[str] = "model_cards") -
     """Where the results of zoo model ``name`` live next to its card."""
     return Path(cards_dir) / "results" / f"{name}.json"
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary sibling and a rename; never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -19,9 +19,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors import safe_open
+
+from mrizoo._atomic import atomic_dir
 from mrizoo.errors import InputError
-from mrizoo.hub.format import CONFIG_NAME, WEIGHTS_NAME, load_weights, save_pretrained, sha256_file
-from mrizoo.hub.upstream import CONVERTERS, convert_file
+from mrizoo.models.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_weights, save_pretrained, sha256_file
+from mrizoo.models.ncsnv2 import LANGEVIN_JALAL2021_BRAIN_T2_R4
+from mrizoo.models.registry import get_architecture
+from mrizoo.zoo.build import model_config
+from mrizoo.zoo.entry import ModelEntry, ModelSpec, TaskSpec
+from mrizoo.zoo.names import parse_name
+from mrizoo.zoo import registry
+from mrizoo.zoo.upstream import CONVERTERS, convert_file
 
 __all__ = ["IMPORT_FORMATS", "import_checkpoint"]
 
@@ -31,7 +41,6 @@ IMPORT_FORMATS: dict[str, str] = {
     "fastmri-unet": "a fastMRI U-Net state dict (.pt; also Lightning and DataParallel files)",
     "csgm-ncsnv2": "the CSGM-Langevin NCSNv2 checkpoint list (.pth) or its release archive (.tar.gz)",
 }
-CARD_NAME = "README.md"
 
 
 def _check_args(fmt: str, src: Path, out: Path, name: str | None, overwrite: bool) -> str:
@@ -51,14 +60,12 @@ def _check_args(fmt: str, src: Path, out: Path, name: str | None, overwrite: boo
     arch = CONVERTERS[fmt]
     if name is None:
         return f"{arch}-imported"
-    from mrizoo.zoo.names import parse_name
-    from mrizoo.zoo.registry import REGISTRY
 
-    if name in REGISTRY.names():
-        if REGISTRY.get(name).model.arch != arch:
+    if name in registry.REGISTRY.names():
+        if registry.REGISTRY.get(name).model.arch != arch:
             raise InputError(f"zoo model {name!r} has another architecture than a {fmt} file", field="--name",
                              expected=f"an entry of architecture {arch}, or a new name",
-                             got=REGISTRY.get(name).model.arch)
+                             got=registry.REGISTRY.get(name).model.arch)
         return name
     try:
         parsed = parse_name(name)
@@ -72,22 +79,14 @@ def _check_args(fmt: str, src: Path, out: Path, name: str | None, overwrite: boo
 
 def _target(fmt: str, name: str, inferred: dict[str, Any]) -> tuple[Any, Any, Any]:
     """``(architecture, config, entry)`` the weights go into: the entry's when registered, else from ``inferred``."""
-    from mrizoo.zoo.architectures import get_architecture
-    from mrizoo.zoo.entry import ModelEntry, ModelSpec, TaskSpec
-    from mrizoo.zoo.factory import model_config
-    from mrizoo.zoo.names import parse_name
-    from mrizoo.zoo.registry import REGISTRY
-
-    if name in REGISTRY.names():
-        entry = REGISTRY.get(name)
+    if name in registry.REGISTRY.names():
+        entry = registry.REGISTRY.get(name)
         return get_architecture(entry.model.arch), model_config(name), entry
     arch_name = CONVERTERS[fmt]
     overrides = dict(inferred)
     acceleration = parse_name(name).acceleration  # a name saying r<R> is a model for that acceleration
     task = TaskSpec(accelerations=() if acceleration is None else (float(acceleration),))
     if fmt == "csgm-ncsnv2":  # the authors' sampler settings, as their format implies
-        from mrizoo.models.ncsnv2 import LANGEVIN_JALAL2021_BRAIN_T2_R4
-
         overrides["sampler"] = dataclasses.asdict(LANGEVIN_JALAL2021_BRAIN_T2_R4)
         task = dataclasses.replace(task, target="mvue")
     arch = get_architecture(arch_name)
@@ -98,9 +97,6 @@ def _target(fmt: str, name: str, inferred: dict[str, Any]) -> tuple[Any, Any, An
 
 def _fits(arch: Any, config: Any, weights: Path) -> bool:
     """Whether the safetensors file holds exactly the model's tensor names and shapes (model built on meta)."""
-    import torch
-    from safetensors import safe_open
-
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in arch.build(config).state_dict().items()}
     with safe_open(str(weights), framework="pt") as f:
@@ -128,8 +124,6 @@ def import_checkpoint(fmt: str, src: str | os.PathLike[str], out_dir: str | os.P
 
     Every argument is checked before any work; on failure ``out_dir`` is left as it was.
     """
-    from mrizoo._atomic import atomic_dir
-
     src_path, out = Path(src), Path(out_dir)
     name = _check_args(fmt, src_path, out, name, overwrite)
     digest = sha256_file(src_path)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mrizoo._dataclass_io import from_dict
 from mrizoo.errors import InputError
-from mrizoo.hub.evaluation import DatasetResult, EvaluationResults
+from mrizoo.models.adapt import AdaptConfig
+from mrizoo.results import DatasetResult, EvaluationResults
 from mrizoo.zoo.entry import ModelEntry
 
 __all__ = ["ADAPTING_ARCHS", "TTA_SUFFIX", "can_adapt", "adaptation_verdict", "section_adaptation"]
@@ -90,9 +92,6 @@ def adaptation_verdict(plain: DatasetResult, adapted: DatasetResult,
 
 def _settings(adaptation: dict[str, Any]) -> list[str]:
     """Sentences on the recorded ``AdaptConfig`` and where the seconds were measured."""
-    from mrizoo._dataclass_io import from_dict
-    from mrizoo.models.adapt import AdaptConfig
-
     config = adaptation.get("config")
     if not isinstance(config, dict):
         return ["The adaptation settings were not recorded with these results."]
