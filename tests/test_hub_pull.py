@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 from pathlib import Path
@@ -34,6 +35,8 @@ from mrizoo.zoo.local import local_zoo_dir
 from mrizoo.zoo.resolve import cached_items
 from mrizoo.zoo.upstream import upstream_cache_dir
 from mrizoo.models.base import ReconModel
+from mrizoo.models.checkpoint import save_pretrained
+from mrizoo.models.varnet import VarNet, VarNetConfig
 from mrizoo.zoo import registry as registry_module
 from mrizoo.zoo.registry import Registry
 
@@ -159,6 +162,44 @@ def test_hf_hub_specs_folders_and_from_pretrained(published: dict, hub: MiniHub,
         mrizoo.load(str(env / "git"))
     with pytest.raises(InputError, match="two different revisions"):
         mrizoo.load(f"hf-hub:{REPO}@main", revision=sha)
+
+
+def test_from_pretrained_takes_the_hub_options(published: dict, hub: MiniHub, env: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """cache_dir, local_files_only, force_download and token reach the download, as in huggingface_hub."""
+    sha = published["commit"]
+    own_cache = env / "own-cache"
+    model = ReconModel.from_pretrained(REPO, revision=sha, cache_dir=own_cache)
+    _same_model(model, published["model"])
+    assert Path(model.pretrained_from).is_relative_to(own_cache)
+    assert not (env / "hf" / "hub" / "models--mrizoo-test--varnet-tiny").exists()
+    assert model.weights_source["kind"] == "hub" and model.weights_source["revision"] == sha
+    asked = len(hub.seen)
+    again = ReconModel.from_pretrained(REPO, revision=sha, cache_dir=own_cache, local_files_only=True)
+    _same_model(again, published["model"])
+    assert len(hub.seen) == asked  # nothing was asked of the Hub
+    with pytest.raises(WeightsNotCachedError, match="only local files"):
+        ReconModel.from_pretrained(REPO, revision=sha, local_files_only=True)  # the default cache is empty
+    ReconModel.from_pretrained(REPO, revision=sha, cache_dir=own_cache, force_download=True, token=SECRET)
+    fetched = hub.seen[asked:]
+    assert any(s.path.endswith("/model.safetensors") for s in fetched)  # fetched again although cached
+    assert all(s.authorization == f"Bearer {SECRET}" for s in fetched)
+    with pytest.raises(InputError, match="mrizoo.load"):
+        ReconModel.from_pretrained("varnet-mini-r4-not-a-folder")
+
+
+def test_a_hand_built_model_saves_and_loads_with_its_own_config(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    model = VarNet(VarNetConfig(num_cascades=2, chans=4, pools=2, sens_chans=2, sens_pools=2))
+    model.save_pretrained(tmp_path / "mine")
+    doc = json.loads((tmp_path / "mine" / "config.json").read_text())
+    assert doc["arch"] == "varnet" and doc["name"] == "varnet-custom" and doc["config"]["chans"] == 4
+    loaded = ReconModel.from_pretrained(tmp_path / "mine")
+    _same_model(loaded, model)
+    loaded.save_pretrained(tmp_path / "again")  # what it was loaded with is kept
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["name"] == "varnet-custom"
+    with pytest.raises(InputError, match="no config to save"):
+        save_pretrained(torch.nn.Linear(2, 2), tmp_path / "plain")  # a plain module has no config
 
 
 def test_wrong_revision_says_so(published: dict, hub: MiniHub, zoo: Registry) -> None:

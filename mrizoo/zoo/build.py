@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
+from mrizoo.models.base import ReconModel
 
 from mrizoo.models.registry import get_architecture
 from mrizoo.zoo import registry
@@ -19,7 +19,7 @@ def model_config(name: str, **overrides: Any) -> Any:
     return arch.make_config(entry.model.preset, {**entry.model.config, **overrides}, registry.REGISTRY.source(name))
 
 
-def create(name: str, **overrides: Any) -> nn.Module:
+def create(name: str, **overrides: Any) -> ReconModel:
     """Build a zoo model with random weights (config overrides allowed, e.g. ``chans=8``).
 
     The model carries its entry as ``model.zoo_entry``, its config as ``model.zoo_config`` and

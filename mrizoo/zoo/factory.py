@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import torch
-from torch import nn
+from mrizoo.models.base import ReconModel
 
 from mrizoo.errors import WeightsUnavailableError
 from mrizoo.zoo.build import create, model_config
@@ -21,7 +21,7 @@ def load(
     revision: str | None = None,
     prefer_local: bool = True,
     map_location: str | torch.device = "cpu",
-) -> nn.Module:
+) -> ReconModel:
     """A model with pretrained weights, in eval mode; ``name`` is one of:
 
     - a zoo name (``mrizoo.load("varnet-fastmri-knee")``): locally trained weights in

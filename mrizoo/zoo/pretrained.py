@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 import torch
-from torch import nn
+from mrizoo.models.base import ReconModel
 
 from mrizoo._dataclass_io import from_dict
 from mrizoo.errors import InputError
@@ -22,7 +22,7 @@ from mrizoo.zoo import registry
 __all__ = ["from_pretrained"]
 
 
-def from_pretrained(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> nn.Module:
+def from_pretrained(directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> ReconModel:
     """Build the model a checkpoint folder describes and load its weights (sha256-checked, strict).
 
     The model's ``weights_source`` says ``kind: folder``; :func:`mrizoo.load` replaces it with
