@@ -22,6 +22,7 @@ _MISSING_OP = "torchvision::"
 
 def _declare_torchvision_ops() -> None:
     global _SHIM_LIBRARY
+    # imported on use: a heavy package that most calls of this module do not need
     import torch
 
     if _SHIM_LIBRARY is not None:

@@ -53,7 +53,8 @@ from mrizoo.metrics import (
 from mrizoo.metrics.calibration import calibration_stats
 from mrizoo.metrics.posterior import cfid
 from mrizoo.metrics.reference import Reference, reference_problem, slice_reference
-from mrizoo.models.adapt import AdaptConfig, AdaptingModel, default_params, family_of
+from mrizoo.models.adapt import AdaptConfig, default_params, family_of
+from mrizoo.models.adapting import AdaptingModel
 from mrizoo.physics.espirit import espirit_maps
 from mrizoo.zoo import load
 

@@ -48,9 +48,11 @@ def save_panels(
     ``"auto"`` gives each its own scale (its 99.5th percentile).
     The file is written to a temporary name and renamed, so a failed write leaves nothing behind.
     """
+    # imported on use: a heavy package that most calls of this module do not need
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    # imported on use: a heavy package that most calls of this module do not need
     import matplotlib.pyplot as plt
 
     images = {k: _np(v) for k, v in panels.items()}
@@ -105,6 +107,7 @@ def save_panels(
 
 def save_figure(fig, path: str | os.PathLike[str], dpi: int = 100) -> Path:
     """Write a matplotlib figure as PNG atomically (nothing is left behind on failure), then close it."""
+    # imported on use: a heavy package that most calls of this module do not need
     import matplotlib.pyplot as plt
 
     try:
@@ -125,9 +128,11 @@ def calibration_plot(
     identity line, a collapsed one far above it (errors much larger than its spread). The
     legend gives each curve's variance/error ratio and 2-sigma coverage.
     """
+    # imported on use: a heavy package that most calls of this module do not need
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    # imported on use: a heavy package that most calls of this module do not need
     import matplotlib.pyplot as plt
 
     if not curves:

@@ -9,7 +9,8 @@ import torch
 from mrizoo.data.synthetic import birdcage_maps, ellipse_phantom, make_test_volume, smooth_phase
 from mrizoo.errors import InputError
 from mrizoo.masks import create_mask
-from mrizoo.models.adapt import AdaptConfig, AdaptingModel, adapt
+from mrizoo.models.adapt import AdaptConfig, adapt
+from mrizoo.models.adapting import AdaptingModel
 from mrizoo.models.holdout import HoldoutSplit, HoldoutStopper
 from mrizoo.models.modl import MoDL, MoDLConfig
 from mrizoo.models.rcgan import RCGAN, RCGANConfig

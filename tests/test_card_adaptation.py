@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mrizoo.errors import InputError
 from mrizoo.cards import render_card
 from mrizoo.cards.adaptation import adaptation_verdict, section_adaptation
+from mrizoo.errors import InputError
 from mrizoo.results import EvaluationResults, load_results, save_results
 from mrizoo.zoo import info, model_config
 

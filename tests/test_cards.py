@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mrizoo.errors import InputError
 from mrizoo.cards import (
     PoolDataset,
     PoolDescription,
@@ -23,6 +22,7 @@ from mrizoo.cards import (
     shipped_entry_names,
 )
 from mrizoo.cards.bib import parse_bib, shipped_papers
+from mrizoo.errors import InputError
 from mrizoo.models.provenance import TrainingSummary, load_training_summary
 from mrizoo.results import DatasetResult, EvaluationResults, load_results, results_path, save_results
 from mrizoo.zoo import info, model_config

@@ -190,7 +190,6 @@ def test_read_only_target_is_refused_before_work(volume, tmp_path):
 
 def test_not_enough_space_is_refused_before_the_model_runs(volume, tmp_path, monkeypatch):
     import shutil
-
     from collections import namedtuple
 
     usage = namedtuple("usage", "total used free")

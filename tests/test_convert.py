@@ -17,8 +17,8 @@ from mrizoo.data.bart import read_cfl, write_cfl
 from mrizoo.data.convert import (
     available_converters,
     bart_to_kspace,
-    convert_to_fastmri,
     convert_bart,
+    convert_to_fastmri,
     get_converter,
     register_converter,
 )

@@ -29,10 +29,10 @@ import mrizoo
 from mrizoo.errors import InputError, WeightsUnavailableError
 from mrizoo.hub.download import WeightsNotCachedError
 from mrizoo.hub.gdrive import confirmation_url, google_drive_url
-from mrizoo.zoo.import_checkpoint import import_checkpoint
-from mrizoo.zoo.upstream import ARCHIVE_MEMBERS, upstream_cache_dir
 from mrizoo.zoo import registry as registry_module
+from mrizoo.zoo.import_checkpoint import import_checkpoint
 from mrizoo.zoo.registry import Registry
+from mrizoo.zoo.upstream import ARCHIVE_MEMBERS, upstream_cache_dir
 
 ORACLES = Path(__file__).resolve().parents[2] / "shared" / "oracles"
 pytestmark = pytest.mark.skipif(not (ORACLES / "csgm_ncsnv2").is_dir(),

@@ -13,11 +13,11 @@ import mrizoo
 from mrizoo.data import FastMRIVolume, make_test_volume
 from mrizoo.errors import InputError
 from mrizoo.evaluate import EvalSet, evaluate_models, markdown_table, robustness_plot
-from mrizoo.results import load_results
 from mrizoo.masks import create_mask, seed_from_name
 from mrizoo.metrics import ConvFeatureEmbedding
 from mrizoo.physics.coils import rss
 from mrizoo.physics.fft import ifft2c
+from mrizoo.results import load_results
 
 fastmri_evaluate = pytest.importorskip("fastmri.evaluate")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_server import FileServer, MiniHub, git, git_commit_folder, sample_input, tiny_entry
 
 import mrizoo
-from hub_server import FileServer, MiniHub, git, git_commit_folder, sample_input, tiny_entry
 from mrizoo.errors import InputError, WeightsUnavailableError
 from mrizoo.hub.download import (
     ChecksumMismatchError,
@@ -31,14 +31,14 @@ from mrizoo.hub.download import (
     WeightsNotCachedError,
     parse_hub_spec,
 )
-from mrizoo.zoo.local import local_zoo_dir
-from mrizoo.zoo.resolve import cached_items
-from mrizoo.zoo.upstream import upstream_cache_dir
 from mrizoo.models.base import ReconModel
 from mrizoo.models.checkpoint import save_pretrained
 from mrizoo.models.varnet import VarNet, VarNetConfig
 from mrizoo.zoo import registry as registry_module
+from mrizoo.zoo.local import local_zoo_dir
 from mrizoo.zoo.registry import Registry
+from mrizoo.zoo.resolve import cached_items
+from mrizoo.zoo.upstream import upstream_cache_dir
 
 pytestmark = pytest.mark.skipif(not __import__("shutil").which("git"), reason="the git command is needed")
 

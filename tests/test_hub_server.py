@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_server import MiniHub, OlahServer, git_commit_folder, sample_input
 from safetensors.torch import load_file, save_file
 
 import mrizoo
-from hub_server import MiniHub, OlahServer, git_commit_folder, sample_input
 from mrizoo.hub.download import ChecksumMismatchError, HubRepoNotFoundError
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="the git command is needed")

@@ -43,6 +43,8 @@ def _top_level_imports(path: Path, modules: set[str], own: str) -> set[str]:
                 for alias in node.names:
                     sub = f"{base}.{alias.name}"
                     found.add(sub if sub in modules else base)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue  # annotations only: never imported at run time
             elif isinstance(node, (ast.If, ast.Try, ast.With)):
                 for block in ("body", "orelse", "finalbody"):
                     visit(getattr(node, block, []) or [])
@@ -120,8 +122,10 @@ def _function_imports() -> list[tuple[str, int, str, bool]]:
             for sub in ast.walk(node):
                 if isinstance(sub, (ast.Import, ast.ImportFrom)):
                     module = sub.module if isinstance(sub, ast.ImportFrom) else sub.names[0].name
-                    before = lines[sub.lineno - 2].strip() if sub.lineno > 1 else ""
-                    said = "#" in lines[sub.lineno - 1] or before.startswith("#")
+                    k = sub.lineno - 2  # a comment may head a block of imports
+                    while k >= 0 and lines[k].strip().startswith(("from ", "import ")):
+                        k -= 1
+                    said = "#" in lines[sub.lineno - 1] or (k >= 0 and lines[k].strip().startswith("#"))
                     rows.append((str(path.relative_to(PACKAGE.parent)), sub.lineno, module or "", said))
     return sorted(set(rows))
 

@@ -144,3 +144,27 @@ def test_the_table_loads_its_models_only_when_asked() -> None:
     assert out.stdout.split() == ["False", "False"]
     assert len(ARCHITECTURES) >= len(reg.BUILTIN_MODULES)
     assert all(m in sys.modules for m in reg.BUILTIN_MODULES)
+
+
+def _subclasses(cls: type) -> set[type]:
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub} | _subclasses(sub)
+    return out
+
+
+def test_every_model_takes_a_generator_as_the_base_class_says() -> None:
+    """``reconstruct``/``sample`` take ``generator=`` on every model (posterior models draw with it)."""
+    import inspect
+
+    from mrizoo.models.base import ReconModel
+    from mrizoo.models.registry import ARCHITECTURES
+
+    assert len(ARCHITECTURES) >= 10  # loads every built-in architecture module
+    models = _subclasses(ReconModel)
+    assert len(models) >= 10
+    for cls in models:
+        for method in ("reconstruct", "sample"):
+            params = inspect.signature(getattr(cls, method)).parameters
+            assert "generator" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()), \
+                f"{cls.__name__}.{method} takes no generator"

@@ -16,9 +16,9 @@ import torch
 from mrizoo.data.slices import collate_samples
 from mrizoo.data.synthetic import make_test_volume
 from mrizoo.errors import InputError
-from mrizoo.pools.minipool import MINIPOOL_DATASETS
-from mrizoo.pools.columns import KNOWN_DATASETS, contrast_from_protocol, dataset_defaults, nominal_field_strength
 from mrizoo.pools import SliceIndex, build_slice_index
+from mrizoo.pools.columns import KNOWN_DATASETS, contrast_from_protocol, dataset_defaults, nominal_field_strength
+from mrizoo.pools.minipool import MINIPOOL_DATASETS
 from mrizoo.pools.sampling import PoolSampler, apportion
 from mrizoo.pools.selection import cap_rows, select_pool
 from mrizoo.pools.spec import list_pools, load_pool, pool_from_dict

@@ -74,8 +74,8 @@ def _cli(*argv: str) -> int:
 @pytest.mark.parametrize("name", HERE)
 def test_smoke_run_folder_is_complete(name, tmp_path, capsys):
     from mrizoo.models.provenance import load_training_summary
-    from mrizoo.zoo.pretrained import from_pretrained
     from mrizoo.zoo.factory import create
+    from mrizoo.zoo.pretrained import from_pretrained
     from mrizoo.zoo.registry import REGISTRY
 
     source = RECIPES / f"{name}.yaml"

@@ -180,9 +180,9 @@ def _fastmri_ssim_of_published_model(run: Path, recipe_path: Path) -> tuple[floa
     subsample = pytest.importorskip("fastmri.data.subsample")
     import h5py
 
-    from mrizoo.zoo.pretrained import from_pretrained
     from mrizoo.train.data import synthetic_volumes
     from mrizoo.train.recipe import load_recipe
+    from mrizoo.zoo.pretrained import from_pretrained
 
     spec = load_recipe(recipe_path, smoke=True)[0]
     assert spec.masks.type == "equispaced_fraction"
@@ -221,8 +221,8 @@ def test_smoke_run_of_each_family_through_the_cli(recipe, tmp_path, monkeypatch,
     assert _records(run, "train")[-1]["step"] == vals[-1]["step"]
 
     from mrizoo.models.provenance import load_training_summary
-    from mrizoo.zoo.pretrained import from_pretrained
     from mrizoo.zoo.factory import load
+    from mrizoo.zoo.pretrained import from_pretrained
 
     summary = load_training_summary(run / "training_summary.json")
     assert summary.recipe == recipe and summary.steps == vals[-1]["step"]

@@ -11,9 +11,9 @@ from mrizoo.errors import InputError
 from mrizoo.models.vit import (
     VIT_LIN2024_LARGE,
     VIT_LIN2024_SMALL,
+    VisionTransformer,
     ViTConfig,
     ViTRecon,
-    VisionTransformer,
     build_vit,
     unpatchify,
 )

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 import mrizoo
 from mrizoo.errors import InputError
 from mrizoo.models.checkpoint import WEIGHTS_NAME, save_pretrained, sha256_file
-from mrizoo.zoo.pretrained import from_pretrained
 from mrizoo.train.checkpointing import STATE_NAME
 from mrizoo.train.loop import TrainOptions, train
+from mrizoo.zoo.pretrained import from_pretrained
 
 pytestmark = pytest.mark.usefixtures("one_thread", "private_mrizoo_home")
 

@@ -22,6 +22,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from mrizoo.app.pipeline import DEFAULT_APP_MODELS, MAX_UPLOAD_MB, offline_models, prepare_input, run_models
+from mrizoo.errors import InputError, MrizooError
+from mrizoo.masks import list_masks
+
 __all__ = ["build_app", "main", "HEADERS"]
 
 HEADERS = ["method", "SSIM", "PSNR (dB)", "NMSE", "time (s)", "mean posterior std"]
@@ -30,10 +34,9 @@ _SESSIONS = Path(os.environ.get("MRIZOO_APP_DIR") or Path(tempfile.gettempdir())
 
 def _gradio() -> Any:
     try:
+        # optional: only this path needs it
         import gradio as gr
     except ImportError:
-        from mrizoo.errors import InputError
-
         raise InputError("the web app needs gradio", field="app", expected='pip install "mrizoo[app]"',
                          got="gradio not installed") from None
     return gr
@@ -73,9 +76,6 @@ def _files(upload: Any) -> list[str]:
 def reconstruct(upload: Any, models: list[str] | None, mask: str, acceleration: float, samples: float,
                 seed: float, adapt_steps: float = 0, request: Any = None, progress: Any = None) -> tuple[Any, ...]:
     """The ``/reconstruct`` endpoint: (figure, metrics table, commands, output files, status message)."""
-    from mrizoo.app.pipeline import prepare_input, run_models
-    from mrizoo.errors import MrizooError
-
     table_empty: list[list[Any]] = []
     _prune()
     work = _session_dir(request)
@@ -108,8 +108,6 @@ def reconstruct(upload: Any, models: list[str] | None, mask: str, acceleration: 
 def build_app() -> Any:
     """The Gradio Blocks of the app (not launched)."""
     gr = _gradio()
-    from mrizoo.app.pipeline import DEFAULT_APP_MODELS, MAX_UPLOAD_MB, offline_models
-    from mrizoo.masks import list_masks
 
     choices = offline_models()
 
@@ -171,8 +169,6 @@ def build_app() -> Any:
 
 def main(host: str | None = None, port: int | None = None, share: bool = False) -> None:
     """Serve the app: on ``host`` (default 127.0.0.1, or ``GRADIO_SERVER_NAME`` as Spaces set it)."""
-    from mrizoo.app.pipeline import MAX_UPLOAD_MB
-
     host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     app = build_app()
     app.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=share,

@@ -27,7 +27,21 @@ import h5py
 import numpy as np
 import torch
 
+from mrizoo.data.convert import convert_bart
+from mrizoo.data.converters.generic import convert_array
+from mrizoo.data.converters.twix import convert_twix
+from mrizoo.data.fastmri_h5 import FastMRIVolume
+from mrizoo.data.nifti import export_nifti
+from mrizoo.demo.scan import demo_scan_path
 from mrizoo.errors import InputError
+from mrizoo.figures import save_panels
+from mrizoo.masks import list_masks
+from mrizoo.masks._common import check_acceleration
+from mrizoo.metrics import caption, center_crop, metric_region, score
+from mrizoo.metrics.reference import slice_reference
+from mrizoo.models.adapt import family_of
+from mrizoo.reconstruct import reconstruct_file, resolve_model
+from mrizoo.zoo import info, list_models
 
 __all__ = ["AppResult", "MAX_UPLOAD_MB", "offline_models", "prepare_input", "run_models", "DEFAULT_APP_MODELS"]
 
@@ -66,8 +80,6 @@ class AppResult:
 
 def offline_models() -> list[str]:
     """Zoo entries that run with no network: classical baselines and models whose weights ship or are local."""
-    from mrizoo.zoo import info, list_models
-
     names = []
     for name in list_models():
         kind = getattr(getattr(info(name), "weights", None), "kind", None)
@@ -117,10 +129,6 @@ def prepare_input(files: Sequence[str | os.PathLike[str]] | None, workdir: str |
     Checked first: total size, file types, a .cfl with its .hdr. Bad data raises
     :class:`~mrizoo.errors.InputError` with the converter's or reader's message.
     """
-    from mrizoo.data.convert import convert_bart
-    from mrizoo.data.fastmri_h5 import FastMRIVolume
-    from mrizoo.demo.scan import demo_scan_path
-
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     paths = [Path(os.fspath(f)) for f in (files or []) if f]
@@ -168,8 +176,6 @@ def prepare_input(files: Sequence[str | os.PathLike[str]] | None, workdir: str |
                              expected="a fastMRI .h5 volume ('kspace' [slices, coils, H, W])") from None
         return Prepared(dest, f"{stem}.h5")
     if suffix == ".dat":
-        from mrizoo.data.converters.twix import convert_twix
-
         dest = work / f"{stem}.h5"
         convert_twix(src, dest, overwrite=True)
         return Prepared(dest, f"{stem}.h5", [f"mrizoo convert twix {shlex.quote(src.name)} {stem}.h5"])
@@ -180,8 +186,6 @@ def prepare_input(files: Sequence[str | os.PathLike[str]] | None, workdir: str |
 
 def _prepare_npy(src: Path, work: Path, stem: str) -> Prepared:
     """A .npy k-space array ``[coils, H, W]`` or ``[slices, coils, H, W]``, converted by the array converter."""
-    from mrizoo.data.converters.generic import convert_array
-
     try:
         arr = np.load(src, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as err:
@@ -226,8 +230,6 @@ def _command(name: str, scan: str, out: str, *, retrospective: bool, mask: str, 
 
 def _can_adapt(net: torch.nn.Module) -> bool:
     """Whether test-time adaptation applies to ``net`` (learned VarNet, MoDL, U-Net, ViT, rcGAN)."""
-    from mrizoo.models.adapt import family_of
-
     try:
         family_of(net)
     except InputError:
@@ -244,15 +246,6 @@ def run_models(prepared: Prepared, models: Sequence[str], workdir: str | os.Path
     ``adapt_steps``: test-time adaptation (at most that many steps per slice) of every model that can
     adapt; the others run as they are, and a note says so.
     """
-    from mrizoo.data.fastmri_h5 import FastMRIVolume
-    from mrizoo.data.nifti import export_nifti
-    from mrizoo.figures import save_panels
-    from mrizoo.masks import list_masks
-    from mrizoo.masks._common import check_acceleration
-    from mrizoo.metrics import caption, center_crop, metric_region, score
-    from mrizoo.metrics.reference import slice_reference
-    from mrizoo.reconstruct import reconstruct_file, resolve_model
-
     names = list(dict.fromkeys(str(m).strip() for m in models if str(m).strip()))
     if not names:
         raise InputError("choose at least one model", field="models", expected="one or more zoo names")

@@ -16,6 +16,7 @@ import torch
 
 from mrizoo.errors import InputError
 from mrizoo.masks.sampling import check_measurements
+from mrizoo.physics.espirit import espirit_maps
 from mrizoo.physics.operators import MultiCoilOperator
 from mrizoo.physics.wavelets import WaveletTransform, dwt2, idwt2
 
@@ -119,8 +120,6 @@ def l1_wavelet(
     cfg = config or L1WaveletConfig()
     kspace, mask = check_measurements(kspace, mask)
     if maps is None:
-        from mrizoo.physics.espirit import espirit_maps
-
         maps = espirit_maps(kspace * _mask_factor(mask, kspace))
     if maps.shape[-3:] != kspace.shape[-3:]:
         raise InputError("maps do not fit the k-space", field="maps",

@@ -18,6 +18,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from mrizoo import __version__
 from mrizoo.errors import MrizooError
 
 __all__ = ["main", "build_parser"]
@@ -40,8 +41,6 @@ def build_parser(command: str | None = None, *, light: bool = False) -> argparse
 
     ``light``: list the commands in ``_HEAVY`` by their summary instead of building them.
     """
-    from mrizoo import __version__
-
     parser = argparse.ArgumentParser(
         prog="mrizoo",
         description="mrizoo: a model zoo for accelerated-MRI reconstruction.",

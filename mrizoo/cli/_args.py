@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mrizoo.errors import InputError
@@ -41,6 +43,7 @@ def _number(text: str, kind: type, what: str) -> Any:
 
 def acceleration(text: str) -> float:
     """An acceleration factor R: a finite number > 1 (``--acceleration 0`` and ``-4`` are refused)."""
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.masks._common import check_acceleration
 
     value = _number(text, float, "a number")
@@ -52,6 +55,7 @@ def acceleration(text: str) -> float:
 
 def center_fraction(text: str) -> float:
     """A fully sampled centre fraction strictly between 0 and 1."""
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.masks._common import check_center_fraction
 
     value = _number(text, float, "a number")
@@ -104,6 +108,7 @@ def fraction(text: str) -> float:
 
 def device(text: str) -> str:
     """A torch device that exists on this machine (``cuda`` without CUDA is refused at parse time)."""
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.run_checks import pick_device
 
     try:
@@ -118,9 +123,6 @@ def check_out_folder(path: str, *, overwrite: bool, option: str = "--out") -> No
 
     Raises :class:`~mrizoo.errors.InputError` naming ``option``; call it before any work.
     """
-    import os
-    from pathlib import Path
-
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise InputError("the output must be a folder but is a file", path=out, field=option,

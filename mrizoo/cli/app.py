@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.app.app import main
 
     main(host=args.host, port=args.port, share=args.share)

@@ -12,6 +12,7 @@ _COMMON = {"command", "func", "source_format", "input", "output", "overwrite"}
 
 def register(subparsers: Any) -> None:
     """Add the ``convert`` command, with one sub-command per registered converter."""
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.data.convert import available_converters, get_converter
 
     parser = subparsers.add_parser(
@@ -38,6 +39,7 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.data.convert import convert_to_fastmri
 
     options = {k: v for k, v in vars(args).items() if k not in _COMMON}

@@ -27,6 +27,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.datasets import catalog_rows, root_status
 
     if args.name is not None:
@@ -47,9 +48,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _show(name: str) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     import yaml
 
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.datasets import get_dataset, root_status
+
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.datasets.roots import how_to_set
 
     entry = get_dataset(name)

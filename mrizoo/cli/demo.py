@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.demo import DEFAULT_MODELS, DemoConfig, run_demo
 
     res = run_demo(DemoConfig(input=args.input, slice_index=args.slice_index, mask=args.mask,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _data_sets(args: argparse.Namespace) -> list[Any]:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.evaluate import EvalSet
 
     sets: list[EvalSet] = []
@@ -73,7 +77,10 @@ def _data_sets(args: argparse.Namespace) -> list[Any]:
     if args.pool is not None:
         if args.data_root is None:
             raise InputError("--pool needs --data-root", field="--data-root")
+        # imported on use: keeps `mrizoo --help` and `mrizoo list` light
         from mrizoo.cli.pools import _dataset_arg
+
+        # imported on use: keeps `mrizoo --help` and `mrizoo list` light
         from mrizoo.pools import build_slice_index
 
         index = build_slice_index(args.data_root, dataset=_dataset_arg(args.dataset), cache_dir=args.cache_dir)
@@ -97,7 +104,10 @@ def _data_sets(args: argparse.Namespace) -> list[Any]:
 
 def _pool_sets(pool: str, index: Any, ood: set[str]) -> list[Any]:
     """The pool's test sets; in distribution when every dataset they select is in the training selections."""
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.evaluate import EvalSet
+
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.pools import select_pool
 
     sel = select_pool(index, pool)
@@ -116,6 +126,7 @@ def _pool_sets(pool: str, index: Any, ood: set[str]) -> list[Any]:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Everything that can be checked before data is read or a model is loaded."""
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.masks import list_masks
 
     if args.mask not in list_masks():
@@ -138,10 +149,7 @@ def _write_outputs(out: Path, files: dict[str, str], render: Any = None) -> list
     """Write ``relative name -> text`` (and what ``render(stage_dir) -> names`` draws) under ``out``:
     staged in a hidden folder inside ``out``, then moved into place; a full disk or a read-only
     target raises :class:`InputError` and leaves none of the new files. Returns the names written."""
-    import os
-    import shutil
-    import tempfile
-
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo._atomic import default_mode, write_error
 
     out.mkdir(parents=True, exist_ok=True)
@@ -173,6 +181,7 @@ def _finite(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.evaluate import evaluate_models, markdown_table, robustness_plot
 
     _check_options(args)
@@ -182,6 +191,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         models += [b for b in ("zerofilled", args.baseline) if b not in models]
     embedding = None
     if args.cfid:
+        # imported on use: keeps `mrizoo --help` and `mrizoo list` light
         from mrizoo.metrics import vgg16_embedding
 
         embedding = vgg16_embedding(args.vgg_weights, device=args.device)
@@ -217,6 +227,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             plot = robustness_plot(ev, stage / "effective_robustness.png", metric=args.plot_metric)
             names = [plot.name] if plot else []
             if curves:
+                # imported on use: keeps `mrizoo --help` and `mrizoo list` light
                 from mrizoo.figures import calibration_plot
 
                 names.append(calibration_plot(curves, stage / "calibration.png",

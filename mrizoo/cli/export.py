@@ -22,9 +22,11 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.data.nifti import export_nifti
 
     out = export_nifti(args.input, args.output, overwrite=args.overwrite)
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     import nibabel
 
     img = nibabel.load(str(out))

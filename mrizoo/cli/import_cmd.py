@@ -6,6 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.zoo.import_checkpoint import IMPORT_FORMATS
 
     formats = "; ".join(f"{k}: {v}" for k, v in IMPORT_FORMATS.items())
@@ -25,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.models.checkpoint import read_config
+
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.zoo.import_checkpoint import import_checkpoint
 
     out = import_checkpoint(args.format, args.file, args.out_dir, name=args.name, overwrite=args.overwrite)

@@ -81,6 +81,7 @@ def _shapes(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def _build(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.pools.minipool import MiniPoolConfig, build_minipool
 
     if args.volumes_per_view < 1 or args.slices_per_view < args.volumes_per_view:

@@ -75,6 +75,7 @@ def _dataset_arg(values: list[str]) -> Any:
 def _read_metadata(path: str | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     if path is None:
         return None, None
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo._yaml import read_yaml
 
     if path.endswith(".json"):
@@ -98,6 +99,7 @@ def _read_metadata(path: str | None) -> tuple[dict[str, Any] | None, dict[str, A
 
 
 def _index(args: argparse.Namespace) -> Any:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.pools.index import build_slice_index
 
     defaults, volumes = _read_metadata(args.metadata)
@@ -109,6 +111,7 @@ def _index(args: argparse.Namespace) -> Any:
 
 
 def _pool(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.pools.spec import list_pools, load_pool
 
     if args.pool is None:
@@ -123,11 +126,13 @@ def _pool(args: argparse.Namespace) -> int:
         return 0
     spec = load_pool(args.pool)
     if args.root is None:
+        # imported on use: keeps `mrizoo --help` and `mrizoo list` light
         import yaml
 
         print(f"# {spec.name}  ({spec.source})")
         print(yaml.safe_dump(spec.to_dict(), sort_keys=False, default_flow_style=None, width=110).rstrip())
         return 0
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.pools.selection import select_pool
 
     index = _index(args)
@@ -152,7 +157,10 @@ def _pool(args: argparse.Namespace) -> int:
 def _similarity(args: argparse.Namespace) -> int:
     if args.root is None:
         raise InputError("a data root is needed", field="--root")
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.pools.selection import select_pool
+
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.pools.similarity import make_extractor, pool_similarity
 
     for name in ("train_per_dataset", "test_per_set", "patches_per_image"):

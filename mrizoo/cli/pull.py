@@ -41,6 +41,7 @@ def _human(size: int) -> str:
 
 
 def _pull(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.zoo.resolve import resolve_checkpoint
 
     got = resolve_checkpoint(args.name, revision=args.revision, prefer_local=False)
@@ -59,6 +60,7 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _rows(items: list) -> str:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.cli.zoo import _table
 
     rows = [[i.kind, i.label, _human(i.size), str(i.path)] for i in items]
@@ -66,7 +68,10 @@ def _rows(items: list) -> str:
 
 
 def _cache_list(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo._paths import mrizoo_home
+
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.zoo.resolve import cached_items
 
     items = cached_items(args.name)
@@ -80,6 +85,7 @@ def _cache_list(args: argparse.Namespace) -> int:
 
 
 def _cache_clean(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.zoo.resolve import cached_items, remove_cached
 
     items = [i for i in cached_items(args.name) if i.removable]

@@ -63,6 +63,7 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.reconstruct import reconstruct_path
 
     logger = logging.getLogger("mrizoo.reconstruct")

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from mrizoo.errors import MrizooError
+
 __all__ = ["register", "main"]
 
 
@@ -49,6 +51,7 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.train.loop import TrainOptions, is_distributed_launch, train
 
     options = TrainOptions(out=args.out, smoke=args.smoke, resume=args.resume, max_steps=args.max_steps,
@@ -87,8 +90,6 @@ def _report(result: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mrizoo.cli.train``: the ``train`` command on its own."""
-    from mrizoo.errors import MrizooError
-
     parser = argparse.ArgumentParser(prog="mrizoo train", description="Train a zoo model from its recipe.")
     _add_arguments(parser)
     args = parser.parse_args(argv)

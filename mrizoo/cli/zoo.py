@@ -36,6 +36,7 @@ def _accel(values: tuple[float, ...]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.zoo import info, list_models
 
     names = list_models(args.pattern, arch=args.arch, anatomy=args.anatomy, acceleration=args.acceleration,
@@ -53,8 +54,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     import yaml
 
+    # imported on use: keeps `mrizoo --help` and `mrizoo list` light
     from mrizoo.zoo import REGISTRY, model_config
 
     entry = REGISTRY.get(args.name)

@@ -41,6 +41,7 @@ def is_nifti_path(path: str | os.PathLike[str]) -> bool:
 
 def _nibabel() -> Any:
     try:
+        # optional: only this path needs it
         import nibabel
     except ImportError:  # a dependency of mrizoo; only a broken install lacks it
         raise InputError("writing NIfTI needs nibabel", field="format",
@@ -177,6 +178,7 @@ def export_nifti(in_path: str | os.PathLike[str], out_path: str | os.PathLike[st
     Checked before anything is written: the input must be a readable HDF5 file with a
     ``reconstruction`` dataset, the output a new ``.nii``/``.nii.gz`` path that is not the input.
     """
+    # imported on use: a heavy package that most calls of this module do not need
     import h5py
 
     src, out = Path(in_path), Path(out_path)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-
 from mrizoo._dataclass_io import from_dict, read_yaml_section
 from mrizoo._registry import did_you_mean
 from mrizoo.data.converters.spec import ConversionSpec, ViewGeometry

@@ -26,12 +26,20 @@ from typing import Any
 
 import torch
 
+from mrizoo.data import FastMRIVolume, bart_to_kspace, read_cfl
+from mrizoo.demo.scan import demo_scan_path
 from mrizoo.errors import InputError
+from mrizoo.evaluate import Reference, slice_reference
 from mrizoo.figures import save_panels
-from mrizoo.masks import create_mask
+from mrizoo.masks import create_mask, detect_sampling, list_masks
+from mrizoo.masks._common import check_acceleration, check_center_fraction
 from mrizoo.metrics import caption, center_crop, metric_region, score
 from mrizoo.metrics.calibration import calibration
+from mrizoo.models.adapt import family_of
+from mrizoo.models.checkpoint import describe_weights
+from mrizoo.physics import espirit_maps, ifft2c, rss
 from mrizoo.reconstruct_runner import accepts as _accepts
+from mrizoo.zoo import create, load
 
 __all__ = ["BASELINES", "DEFAULT_MODELS", "DemoConfig", "DemoResult", "DemoInput", "run_demo", "load_slice",
            "demo_input"]
@@ -66,9 +74,6 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         """Every setting is checked here, before any file is read or model loaded."""
-        from mrizoo.masks import list_masks
-        from mrizoo.masks._common import check_acceleration, check_center_fraction
-
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 2:
             raise InputError("posterior models need at least 2 samples for a standard deviation",
                              field="samples", expected=">= 2", got=self.samples)
@@ -133,11 +138,6 @@ def _check_index(path: Path, index: int | None, n: int) -> int:
 
 
 def _read(path: Path, slice_index: int | None) -> _Slice:
-    from mrizoo.data import FastMRIVolume, bart_to_kspace, read_cfl
-    from mrizoo.evaluate import Reference, slice_reference
-    from mrizoo.masks import detect_sampling
-    from mrizoo.physics import ifft2c, rss
-
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         with FastMRIVolume(path) as vol:
@@ -170,8 +170,6 @@ def load_slice(path: Path, slice_index: int | None = None) -> tuple[torch.Tensor
 
 def demo_input(cfg: DemoConfig) -> DemoInput:
     """The undersampled slice the demo reconstructs (the shipped scan unless ``cfg.input`` is set)."""
-    from mrizoo.demo.scan import demo_scan_path
-
     path = Path(cfg.input) if cfg.input is not None else demo_scan_path()
     sl = _read(path, cfg.slice_index)
     info, ref = sl.sampling, sl.reference
@@ -191,9 +189,6 @@ def demo_input(cfg: DemoConfig) -> DemoInput:
 
 def run_demo(config: DemoConfig | None = None) -> DemoResult:
     """Run the demo and return its metrics; the figure is written to ``config.output``."""
-    from mrizoo.physics import espirit_maps
-    from mrizoo.zoo import create, load
-
     cfg = config or DemoConfig()
     data = demo_input(cfg)
     c, h, w = data.kspace.shape
@@ -203,12 +198,9 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
     baselines = {label: create(name) for label, name in BASELINES.items()
                  if cfg.baselines or name == "zerofilled"}
     models = [(str(spec), load(spec, map_location=cfg.device)) for spec in cfg.models]  # fail early on bad names
-    from mrizoo.models.checkpoint import describe_weights
 
     result.weights = {name: describe_weights(net) for name, net in models}
     if cfg.adapt:
-        from mrizoo.models.adapt import family_of
-
         for _, net in models:
             family_of(net)  # refuses models that cannot adapt before any work
     device = torch.device(cfg.device)

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mrizoo.data import bart_to_kspace, read_cfl, write_volume
 from mrizoo.errors import InputError
+from mrizoo.masks import create_mask
+from mrizoo.physics import ifft2c, rss
 
 __all__ = ["DEMO_SCAN", "DemoScanSpec", "demo_scan_path", "make_demo_scan"]
 
@@ -49,11 +52,8 @@ def make_demo_scan(source: str | os.PathLike[str], dst: str | os.PathLike[str], 
     The reference ``reconstruction_rss`` comes from the fully sampled k-space; the stored
     ``kspace`` keeps only the sampled columns. Written atomically, gzip-compressed.
     """
+    # imported on use: a heavy package that most calls of this module do not need
     import torch
-
-    from mrizoo.data import bart_to_kspace, read_cfl, write_volume
-    from mrizoo.masks import create_mask
-    from mrizoo.physics import ifft2c, rss
 
     spec = spec or DemoScanSpec()
     kspace = torch.from_numpy(bart_to_kspace(read_cfl(source), path=source))  # [slices, coils, H, W]

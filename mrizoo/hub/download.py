@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from mrizoo.errors import InputError, WeightsUnavailableError
 from mrizoo._paths import quarantine_root
+from mrizoo.errors import InputError, WeightsUnavailableError
 from mrizoo.hub.layout import CONFIG_NAME, HF_HUB_PREFIX, WEIGHTS_NAME, sha256_file
 
 __all__ = [
@@ -110,8 +110,10 @@ def parse_hub_spec(spec: str, revision: str | None = None) -> HubLocation:
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` is in force (as huggingface_hub sees it)."""
     try:
+        # optional: only this path needs it
         from huggingface_hub import is_offline_mode
     except ImportError:  # older huggingface_hub
+        # optional: only this path needs it
         from huggingface_hub import constants
 
         return bool(constants.HF_HUB_OFFLINE)
@@ -121,6 +123,7 @@ def hub_offline() -> bool:
 def token_is_set() -> bool | None:
     """Whether huggingface_hub has a token (``HF_TOKEN`` or a saved login); None when that cannot be told."""
     try:
+        # optional: only this path needs it
         from huggingface_hub import get_token
 
         return get_token() is not None
@@ -130,6 +133,7 @@ def token_is_set() -> bool | None:
 
 def hub_endpoint() -> str:
     """The Hub endpoint in use (``HF_ENDPOINT``), without any user:password part."""
+    # imported on use: a heavy package that most calls of this module do not need
     from huggingface_hub import constants
 
     parts = urlsplit(constants.ENDPOINT)
@@ -138,6 +142,7 @@ def hub_endpoint() -> str:
 
 
 def _hub_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    # imported on use: a heavy package that most calls of this module do not need
     from huggingface_hub import constants
 
     return Path(cache_dir).expanduser() if cache_dir is not None else Path(constants.HF_HUB_CACHE)
@@ -179,8 +184,9 @@ class FetchOptions:
 
 def _download(loc: HubLocation, filename: str, revision: str, what: str, opts: FetchOptions = FetchOptions()) -> Path:
     """One file through huggingface_hub, its exceptions turned into mrizoo errors."""
-    from huggingface_hub import hf_hub_download
+    # imported on use: a heavy package that most calls of this module do not need
     from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
 
     remote_missing = getattr(hf_errors, "RemoteEntryNotFoundError", None) or hf_errors.EntryNotFoundError
     where = f"{loc.repo_id} at {hub_endpoint()}"
@@ -282,6 +288,7 @@ def fetch_hub_checkpoint(loc: HubLocation, *, what: str | None = None,
     snapshot even when the revision is a branch that moves. ``what`` names the request in
     messages (the zoo name or the ``hf-hub:`` spec).
     """
+    # imported on use: a heavy package that most calls of this module do not need
     from huggingface_hub import try_to_load_from_cache
 
     what = what or f"{HF_HUB_PREFIX}{loc}"
@@ -318,7 +325,10 @@ def cached_zoo_repos(repo_ids: set[str] | None = None, *, any_mrizoo: bool = Tru
     Returns huggingface_hub ``CachedRepoInfo`` objects (from ``scan_cache_dir``); other
     repos of the cache are never returned.
     """
+    # imported on use: a heavy package that most calls of this module do not need
     from huggingface_hub import scan_cache_dir
+
+    # imported on use: a heavy package that most calls of this module do not need
     from huggingface_hub.errors import CacheNotFound
 
     try:
@@ -332,6 +342,7 @@ def cached_zoo_repos(repo_ids: set[str] | None = None, *, any_mrizoo: bool = Tru
 
 def delete_cached_repos(repos: list) -> int:
     """Delete whole cached repos (as listed by :func:`cached_zoo_repos`); return the bytes freed."""
+    # imported on use: a heavy package that most calls of this module do not need
     from huggingface_hub import DeleteCacheStrategy
 
     if not repos:

@@ -20,8 +20,8 @@ from mrizoo.masks._registry import (
     SeedLike,
     create_mask,
     describe_mask,
-    mask_params,
     list_masks,
+    mask_params,
     register_mask,
     seed_from_name,
 )

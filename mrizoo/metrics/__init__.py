@@ -26,8 +26,6 @@ from mrizoo.metrics.embeddings import (
 from mrizoo.metrics.image import evaluate_volume, local_ssim, mse, nmse, psnr, ssim, ssim_map
 from mrizoo.metrics.masked import mask_from_reference, masked_psnr, masked_ssim
 from mrizoo.metrics.normalize import evaluate_matched, match_mean_std
-from mrizoo.metrics.reference import Reference, reference_problem, slice_reference
-from mrizoo.metrics.region import caption, captions, center_crop, metric_region, score
 from mrizoo.metrics.posterior import (
     CFIDTerms,
     apsd,
@@ -38,6 +36,8 @@ from mrizoo.metrics.posterior import (
     sqrtm_psd,
     trace_sqrt_product,
 )
+from mrizoo.metrics.reference import Reference, reference_problem, slice_reference
+from mrizoo.metrics.region import caption, captions, center_crop, metric_region, score
 
 __all__ = [
     "ssim",

@@ -14,6 +14,9 @@ from typing import Any
 
 import torch
 
+from mrizoo.physics.coils import rss
+from mrizoo.physics.fft import ifft2c
+
 __all__ = ["Reference", "reference_problem", "slice_reference"]
 
 
@@ -65,9 +68,6 @@ def slice_reference(vol: Any, index: int, sampling: Any = None) -> tuple[Referen
     reference: its stored image is the aliased zero-filled one. ``sampling``: the volume's
     :class:`~mrizoo.masks.SamplingInfo` (default ``vol.sampling_info()``).
     """
-    from mrizoo.physics.coils import rss
-    from mrizoo.physics.fft import ifft2c
-
     info = vol.sampling_info() if sampling is None else sampling
     why = reference_problem(vol, info)
     if why:

@@ -29,20 +29,28 @@ import sys
 import time
 import types
 import warnings
-from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from mrizoo.errors import InputError
-from mrizoo.models.base import ReconModel, check_inputs
-from mrizoo.models.holdout import HoldoutSplit, HoldoutStopper
-from mrizoo.physics.coils import rss
+from mrizoo.masks.center_band import center_band
+from mrizoo.models.holdout import HoldoutSplit, HoldoutStopper, calibration_region
+from mrizoo.models.inputs import check_inputs
+from mrizoo.physics.coils import rss, sense_combine
 from mrizoo.physics.fft import fft2c, ifft2c
+from mrizoo.physics.operators import MultiCoilOperator
 
-__all__ = ["AdaptConfig", "AdaptResult", "AdaptingModel", "adapt", "PARAM_CHOICES", "default_params", "family_of"]
+if TYPE_CHECKING:  # the models import this module (ReconModel.adapt): for annotations only
+    from mrizoo.models.base import ReconModel
+
+__all__ = ["AdaptConfig", "AdaptResult", "adapt", "FAMILIES", "PARAM_CHOICES", "default_params", "family_of"]
+
+#: the ways adaptation predicts a model's multi-coil k-space (:attr:`ReconModel.adapt_family`)
+FAMILIES = ("varnet", "modl", "image", "rcgan")
 
 PARAM_CHOICES = ("all", "norm", "last")
 _NORMS = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)
@@ -110,17 +118,10 @@ class AdaptResult:
 
 
 def family_of(model: ReconModel) -> str:
-    """``varnet`` | ``modl`` | ``image`` (U-Net, ViT) | ``rcgan``; other models cannot adapt."""
-    from mrizoo.models.modl import MoDL
-    from mrizoo.models.rcgan import RCGAN
-    from mrizoo.models.unet import UnetRecon
-    from mrizoo.models.varnet import VarNet
-    from mrizoo.models.vit import ViTRecon
-
-    for cls, name in ((VarNet, "varnet"), (MoDL, "modl"), (RCGAN, "rcgan"), (UnetRecon, "image"),
-                      (ViTRecon, "image")):
-        if isinstance(model, cls):
-            return name
+    """``varnet`` | ``modl`` | ``image`` (U-Net, ViT) | ``rcgan`` (the model's ``adapt_family``); others cannot adapt."""
+    family = getattr(model, "adapt_family", None)
+    if family in FAMILIES:
+        return family
     raise InputError("this model cannot be adapted at test time", field="model",
                      expected="a learned VarNet, MoDL, U-Net, ViT or rcGAN",
                      got=getattr(model, "zoo_name", None) or type(model).__name__)
@@ -182,13 +183,9 @@ class _Family:
         self.scale: torch.Tensor | None = None
         calib = calib.to(kspace.device)
         if family == "varnet":
-            from mrizoo.models.varnet import center_band
-
             if bool((mask == mask[:, :1, :]).all()):
                 self.num_low = center_band(mask[:, 0, :], fastmri_rule=False)[1]
         elif family == "modl":
-            from mrizoo.physics.operators import MultiCoilOperator
-
             self.maps = model._maps(kspace, maps).to(kspace.dtype)
             x0 = MultiCoilOperator(self.maps, mask).adjoint(kspace).abs().flatten(1)
             self.scale = torch.quantile(x0, 0.99, dim=1).clamp_min(torch.finfo(x0.dtype).tiny).view(-1, 1, 1, 1)
@@ -240,8 +237,6 @@ class _Family:
         k = torch.where(mask[:, None], kspace, self.predict(model, kspace, mask))
         coil = ifft2c(k)
         if self.family == "modl":
-            from mrizoo.physics.coils import sense_combine
-
             return sense_combine(coil, self.maps).abs().float()
         return rss(coil).float()
 
@@ -252,8 +247,6 @@ class _Family:
 def _adapted_reconstruct(self: Any, kspace: torch.Tensor, mask: torch.Tensor,
                          maps: torch.Tensor | None = None) -> torch.Tensor:
     """``reconstruct`` of an adapted copy: the class's forward pass plus hard data consistency."""
-    from mrizoo.models.holdout import calibration_region
-
     kspace, mask, maps = check_inputs(kspace, mask, maps)
     fam = _Family(self, self.adaptation.family, kspace.to(_cdtype(self)), mask, maps,
                   calibration_region(mask[0]) if bool((mask == mask[:1]).all()) else _calib_each(mask),
@@ -263,8 +256,6 @@ def _adapted_reconstruct(self: Any, kspace: torch.Tensor, mask: torch.Tensor,
 
 
 def _calib_each(mask: torch.Tensor) -> torch.Tensor:
-    from mrizoo.models.holdout import calibration_region
-
     return torch.stack([calibration_region(m) for m in mask])[:, None]
 
 
@@ -330,6 +321,7 @@ def adapt(model: ReconModel, kspace: Any, mask: Any, maps: Any = None, config: A
     stopper.update(0, result.heldout[-1], adapted)
     if callback is not None:
         callback(0, image)
+    # imported on use: a heavy package that most calls of this module do not need
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.steps, desc="adapt", unit="step", disable=not progress, leave=False, file=sys.stderr)
@@ -367,39 +359,3 @@ def adapt(model: ReconModel, kspace: Any, mask: Any, maps: Any = None, config: A
     if cfg.hard_dc and family != "rcgan":
         adapted.reconstruct = types.MethodType(_adapted_reconstruct, adapted)
     return adapted
-
-
-class AdaptingModel(ReconModel):
-    """A model that adapts a copy of ``model`` to every slice it is given, then reconstructs it.
-
-    What ``evaluate`` and batch tools use to score test-time adaptation through the common
-    interface; ``seconds`` collects the adaptation time of each slice.
-    """
-
-    def __init__(self, model: ReconModel, config: AdaptConfig | None = None) -> None:
-        super().__init__()
-        family_of(model)
-        self.model, self.config = model, config or AdaptConfig()
-        self.is_posterior, self.needs_maps = model.is_posterior, model.needs_maps
-        self.weights_source = getattr(model, "weights_source", None)
-        self.seconds: list[float] = []
-
-    def _each(self, kspace: Any, mask: Any, maps: Any, call: Callable[[ReconModel, tuple], Any]) -> list[Any]:
-        kspace, mask, maps = check_inputs(kspace, mask, maps)
-        outs = []
-        for i in range(kspace.shape[0]):
-            one = (kspace[i:i + 1], mask[i:i + 1], None if maps is None else maps[i:i + 1])
-            with torch.enable_grad():
-                adapted = adapt(self.model, *one, self.config, progress=False)
-            self.seconds.append(adapted.adaptation.seconds)
-            outs.append(call(adapted, one))
-        return outs
-
-    def reconstruct(self, kspace: Any, mask: Any, maps: Any = None, **kw: Any) -> torch.Tensor:
-        return torch.cat(self._each(kspace, mask, maps, lambda m, a: m.reconstruct(*a, **kw)))
-
-    def sample(self, kspace: Any, mask: Any, maps: Any = None, n: int = 32, **kw: Any) -> Any:
-        from mrizoo.models.base import PosteriorSamples
-
-        outs = self._each(kspace, mask, maps, lambda m, a: m.sample(*a, n=n, **kw).samples)
-        return PosteriorSamples.from_samples(torch.cat(outs, dim=1))

@@ -29,85 +29,23 @@ reference implementations); ``reconstruct`` / ``sample`` adapt the common inputs
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from mrizoo.errors import InputError
-from mrizoo.masks.sampling import check_measurements
 from mrizoo.hub.download import FetchOptions
 from mrizoo.hub.layout import spec_kind
+from mrizoo.models.adapt import AdaptConfig, adapt
 from mrizoo.models.checkpoint import save_pretrained
+from mrizoo.models.inputs import PosteriorSamples, check_inputs
 from mrizoo.models.pretrained import hub_folder, load_folder
+from mrizoo.physics.espirit import espirit_maps
 
 __all__ = ["ReconModel", "PosteriorSamples", "check_inputs"]
-
-
-@dataclass
-class PosteriorSamples:
-    """Posterior samples (magnitude) and their pixel-wise mean and standard deviation."""
-
-    samples: torch.Tensor
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    @classmethod
-    def from_samples(cls, samples: torch.Tensor) -> "PosteriorSamples":
-        return cls(samples=samples, mean=samples.mean(0), std=samples.std(0, unbiased=False))
-
-
-def _tensor(x: Any) -> Any:
-    return torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
-
-
-def _describe(x: Any) -> str:
-    return f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}"
-
-
-def _batch_mask(mask: Any, b: int, h: int, w: int) -> Any:
-    """A ``[B, W]`` column mask (one profile per item) as ``[B, 1, W]``; other layouts unchanged."""
-    mask = _tensor(mask)
-    if mask is None or isinstance(mask, (str, bytes)):
-        raise InputError("mask must be a tensor", field="mask", expected=f"bool [{b}, {h}, {w}] or [{h}, {w}]",
-                         got=type(mask).__name__)
-    if isinstance(mask, torch.Tensor) and mask.ndim == 2 and mask.shape[0] == b and mask.shape[1] == w \
-            and b not in (1, h):
-        return mask.unsqueeze(1)
-    return mask
-
-
-def check_inputs(
-    kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Validate the common inputs and return ``(kspace, mask [B, H, W] bool, maps)``.
-
-    Every check runs before any computation (see the module docstring for what is accepted
-    and refused; :func:`~mrizoo.masks.sampling.check_measurements` does the k-space and mask
-    checks); the returned k-space is zero outside the mask.
-    """
-    kspace = _tensor(kspace)
-    if not isinstance(kspace, torch.Tensor) or not kspace.is_complex() or kspace.ndim != 4:
-        raise InputError("k-space must be a complex tensor [B, C, H, W]", field="kspace",
-                         expected="complex [B, C, H, W]", got=_describe(kspace))
-    b, _, h, w = kspace.shape
-    kspace, mask = check_measurements(kspace, _batch_mask(mask, b, h, w))
-    if mask.ndim == 3 and mask.shape[0] != b:
-        raise InputError("mask does not fit the k-space", field="mask",
-                         expected=f"one mask, or one per batch item ({b})", got=f"{mask.shape[0]} masks")
-    mask = mask.expand(b, h, w)
-    if maps is not None:
-        maps = _tensor(maps)
-        if not isinstance(maps, torch.Tensor) or not maps.is_complex() or maps.shape != kspace.shape:
-            raise InputError("maps do not fit the k-space", field="maps",
-                             expected=f"complex {tuple(kspace.shape)}", got=_describe(maps))
-        if not bool(torch.isfinite(maps).all()):
-            raise InputError("maps hold non-finite values (NaN or Inf)", field="maps", expected="finite values")
-        maps = maps.to(kspace.device)
-    return kspace, mask, maps
 
 
 class ReconModel(nn.Module):
@@ -115,14 +53,21 @@ class ReconModel(nn.Module):
 
     needs_maps: bool = False
     is_posterior: bool = False
+    #: how test-time adaptation predicts this model's k-space (``varnet``, ``modl``, ``image``,
+    #: ``rcgan``); ``None``: the model cannot adapt (see :mod:`mrizoo.models.adapt`)
+    adapt_family: str | None = None
 
     def reconstruct(
-        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, *,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
+        """Magnitude image ``[B, H, W]``. ``generator`` seeds a posterior model's draws; deterministic
+        methods ignore it (ConvDecoder is seeded by its config's ``seed``)."""
         raise NotImplementedError
 
     def sample(
-        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, n: int = 32
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, n: int = 32, *,
+        generator: torch.Generator | None = None,
     ) -> PosteriorSamples:
         raise TypeError(f"{type(self).__name__} is not a posterior model; use reconstruct()")
 
@@ -137,10 +82,6 @@ class ReconModel(nn.Module):
         passes its other fields); ``params`` is ``"all"``, ``"norm"`` or ``"last"``. The copy's
         ``adaptation`` records the steps run, the kept step and the time.
         """
-        from dataclasses import replace
-
-        from mrizoo.models.adapt import AdaptConfig, adapt
-
         given = {"steps": steps, "lr": lr, "holdout": holdout, "params": params, "seed": seed, **options}
         unknown = sorted(set(given) - set(AdaptConfig.__dataclass_fields__))
         if unknown:
@@ -193,6 +134,5 @@ class ReconModel(nn.Module):
     def _maps(self, kspace: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
         if maps is not None:
             return maps
-        from mrizoo.physics.espirit import espirit_maps
 
         return espirit_maps(kspace)

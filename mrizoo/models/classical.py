@@ -35,7 +35,8 @@ class ZeroFilledRecon(ReconModel):
         self.config = config or ZeroFilledConfig()
         self.needs_maps = self.config.combine == "sense"
 
-    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, *,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
         kspace, mask, maps = check_inputs(kspace, mask, maps)
         if self.config.combine == "sense":
             return zero_filled(kspace, mask, self._maps(kspace, maps)).abs()
@@ -51,7 +52,8 @@ class CGSenseRecon(ReconModel):
         super().__init__()
         self.config = config or CGSenseConfig()
 
-    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, *,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
         kspace, mask, maps = check_inputs(kspace, mask, maps)
         return cg_sense(kspace, mask, self._maps(kspace, maps), self.config).abs()
 
@@ -65,7 +67,8 @@ class L1WaveletRecon(ReconModel):
         super().__init__()
         self.config = config or L1WaveletConfig()
 
-    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, *,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
         kspace, mask, maps = check_inputs(kspace, mask, maps)
         return l1_wavelet(kspace, mask, self._maps(kspace, maps), self.config).abs()
 

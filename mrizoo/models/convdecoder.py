@@ -259,7 +259,8 @@ class ConvDecoderRecon(ReconModel):
         self.config = config or ConvDecoderConfig()
         self.last_fit: list[FitInfo] = []
 
-    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, *,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
         kspace, mask, maps = check_inputs(kspace, mask, maps)
         maps = self._maps(kspace, maps)
         images, infos = [], []

@@ -95,6 +95,7 @@ def convert_csgm_checkpoint(src: str | os.PathLike[str], dst_safetensors: str | 
     On any mismatch an :class:`InputError` names the file and the keys, and ``dst_safetensors``
     is not touched.
     """
+    # imported on use: a heavy package that most calls of this module do not need
     from safetensors.torch import save_file
 
     path, dst = Path(src), Path(dst_safetensors)

@@ -156,6 +156,7 @@ def convert_fastmri_checkpoint(
     exactly; otherwise an :class:`InputError` names the file and the offending keys, and
     ``dst_safetensors`` is not touched.
     """
+    # imported on use: a heavy package that most calls of this module do not need
     from safetensors.torch import save_file
 
     if arch not in _ARCHS:

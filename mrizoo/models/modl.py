@@ -134,6 +134,8 @@ def _chan_to_complex(x: torch.Tensor) -> torch.Tensor:
 class MoDL(ReconModel):
     """Unrolled MoDL; ``forward(kspace, mask, maps)`` returns the complex image ``[B, H, W]``."""
 
+    adapt_family = "modl"
+
     needs_maps = True
 
     def __init__(self, config: MoDLConfig | None = None) -> None:
@@ -170,7 +172,8 @@ class MoDL(ReconModel):
             x = self.data_consistency(op, rhs0, self.denoise(x))
         return x
 
-    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+    def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, *,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
         kspace, mask, maps = check_inputs(kspace, mask, maps)
         maps = self._maps(kspace, maps).to(kspace.dtype)
         kspace = kspace * mask.unsqueeze(1).to(kspace.real.dtype)

@@ -44,6 +44,7 @@ from mrizoo.models.rcgan_nets import (
 from mrizoo.models.registry import Architecture, register_architecture
 from mrizoo.physics.coil_compression import apply_compression, expand_coils, virtual_coil_matrix
 from mrizoo.physics.coils import rss, sense_combine
+from mrizoo.physics.espirit import espirit_maps
 from mrizoo.physics.fft import fft2c, ifft2c
 
 __all__ = [
@@ -153,6 +154,8 @@ def _consistent_images(coil_images: torch.Tensor, kspace: torch.Tensor, mask: to
 
 class RCGAN(ReconModel):
     """rcGAN posterior sampler; ``forward(y, mask, noise)`` is the authors' training-time call."""
+
+    adapt_family = "rcgan"
 
     is_posterior = True
 
@@ -282,7 +285,6 @@ class RCGAN(ReconModel):
         """Given maps, or ESPIRiT maps with the paper's settings (calibration 16, kernel 6, crop 0.70)."""
         if maps is not None:
             return maps
-        from mrizoo.physics.espirit import espirit_maps
 
         return espirit_maps(kspace, calib_width=16, kernel_width=6, crop=0.70)
 

@@ -335,6 +335,8 @@ class UnetRecon(Unet, ReconModel):
     (the default of ``UnetConfig.input_clamp`` in the leaderboard preset).
     """
 
+    adapt_family = "image"
+
     def __init__(self, config: UnetConfig | None = None, *, clamp: float | None = None) -> None:
         config = UnetConfig() if config is None else config
         if config.in_chans != 1 or config.out_chans != 1:
@@ -346,7 +348,8 @@ class UnetRecon(Unet, ReconModel):
         self.pad_multiple = max(16, 2**config.num_pool_layers)
 
     def reconstruct(
-        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, *,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         return image_domain_reconstruct(self, kspace, mask, multiple=self.pad_multiple, clamp=self.clamp)
 

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mrizoo.errors import InputError
+from mrizoo.masks.center_band import center_band
 from mrizoo.models.base import ReconModel, check_inputs
 from mrizoo.models.registry import Architecture, register_architecture
 from mrizoo.models.unet import NormUnet, _positive_int
@@ -36,7 +37,6 @@ __all__ = [
     "SensitivityModel",
     "VarNetBlock",
     "build_varnet",
-    "center_band",
     "VARNET_LIN2024_SMALL",
     "VARNET_LIN2024_LARGE",
     "VARNET_FASTMRI_LEADERBOARD",
@@ -80,37 +80,6 @@ VARNET_PRESETS: dict[str, VarNetConfig] = {
     "lin2024-large": VARNET_LIN2024_LARGE,
     "fastmri-leaderboard": VARNET_FASTMRI_LEADERBOARD,
 }
-
-
-def _leading_ones(x: torch.Tensor) -> torch.Tensor:
-    """Length of the run of True at the start of each row of ``x`` ``[B, N]``."""
-    return torch.cumprod(x.to(torch.int32), dim=1).sum(dim=1)
-
-
-def center_band(profile: torch.Tensor, *, fastmri_rule: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fully sampled band around the centre of a 1D sampling profile ``[B, N]``.
-
-    Counts the sampled run just left of ``N // 2`` and the run from ``N // 2`` on, takes
-    ``num = max(2 * min(left, right), 1)`` (a symmetric band) and returns
-    ``(start, num)`` with ``start = (N - num + 1) // 2``, as fastMRI's VarNet does.
-
-    ``fastmri_rule=True`` reproduces fastMRI exactly, including its treatment of a half that
-    is sampled up to the edge as a run of length 0. With ``False`` such runs count in full and
-    a fully sampled profile gives the whole axis.
-    """
-    b, n = profile.shape
-    cent = n // 2
-    sampled = profile != 0
-    left = _leading_ones(sampled[:, :cent].flip(1))
-    right = _leading_ones(sampled[:, cent:])
-    if fastmri_rule:
-        left = torch.where(left == cent, torch.zeros_like(left), left)
-        right = torch.where(right == n - cent, torch.zeros_like(right), right)
-    num = torch.clamp_min(2 * torch.minimum(left, right), 1)
-    if not fastmri_rule:
-        num = torch.where(sampled.all(dim=1), torch.full_like(num, n), num)
-    start = (n - num + 1) // 2
-    return start.long(), num.long()
 
 
 def _band_mask(start: torch.Tensor, num: torch.Tensor, n: int) -> torch.Tensor:
@@ -206,6 +175,8 @@ class VarNetBlock(nn.Module):
 class VarNet(ReconModel):
     """E2E-VarNet with fastMRI's interface and state-dict layout."""
 
+    adapt_family = "varnet"
+
     def __init__(self, config: VarNetConfig | None = None) -> None:
         super().__init__()
         config = VarNetConfig() if config is None else config
@@ -259,8 +230,9 @@ class VarNet(ReconModel):
         maps: torch.Tensor | None = None,
         *,
         upsample: int = 1,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Common interface. ``maps`` is ignored (the network estimates its own).
+        """Common interface. ``maps`` is ignored (the network estimates its own), as is ``generator``.
 
         Column masks (the same for every row) use fastMRI's centre detection, except that a
         half sampled to the edge counts in full; other masks use the 2D rule of :meth:`forward`.

@@ -139,6 +139,7 @@ class VisionTransformer(nn.Module):
     def __init__(self, config: ViTConfig | None = None) -> None:
         super().__init__()
         import_timm()  # makes sure timm (and its torchvision import) loads
+        # imported on use: a heavy package that most calls of this module do not need
         from timm.models.vision_transformer import Block
 
         self.config = cfg = config or ViTConfig()
@@ -196,6 +197,8 @@ class ViTRecon(VisionTransformer, ReconModel):
     :mod:`mrizoo.models.image_wrapper`), and de-standardizes and crops the output.
     """
 
+    adapt_family = "image"
+
     def __init__(self, config: ViTConfig | None = None) -> None:
         config = config or VIT_LIN2024_SMALL
         if config.in_chans != 1 or (config.out_chans or 1) != 1:
@@ -205,7 +208,8 @@ class ViTRecon(VisionTransformer, ReconModel):
         super().__init__(config)
 
     def reconstruct(
-        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None
+        self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None, *,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         return image_domain_reconstruct(self, kspace, mask, multiple=self.patch_size)
 

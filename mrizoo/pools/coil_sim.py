@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mrizoo.physics.fft import fft2c
+
 __all__ = ["Acquisition", "background_phase", "coil_array", "draw_acquisition", "noise_covariance", "simulate_slices"]
 
 
@@ -114,8 +116,6 @@ def simulate_slices(images: np.ndarray, acq: Acquisition, seed: int, *, add_phas
     With ``add_phase`` the slices (magnitudes) get the acquisition's background phase, drifting
     a little from slice to slice; without it they keep their own (complex images).
     """
-    from mrizoo.physics.fft import fft2c
-
     rng = np.random.default_rng(seed)
     maps = torch.from_numpy(acq.maps)
     base = background_phase(images.shape[-2:], np.random.default_rng(acq.phase_seed))

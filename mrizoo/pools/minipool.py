@@ -27,7 +27,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mrizoo._atomic import atomic_file
 from mrizoo.errors import InputError
+from mrizoo.pools.minipool_plan import plan_jobs
 from mrizoo.pools.minipool_sources import (
     CONTRASTS,
     SOURCES,
@@ -35,6 +37,7 @@ from mrizoo.pools.minipool_sources import (
     read_nifti,
     template_slice,
 )
+from mrizoo.pools.minipool_write import run_job
 
 __all__ = [
     "MANIFEST_NAME",
@@ -152,9 +155,6 @@ def build_minipool(
     existing ones are skipped, so an interrupted build resumes. A data root built with other
     settings is refused (its manifest differs).
     """
-    from mrizoo.pools.minipool_plan import plan_jobs
-    from mrizoo.pools.minipool_write import run_job
-
     start = time.perf_counter()
     cfg = config or MiniPoolConfig()
     cfg.validate()
@@ -182,7 +182,6 @@ def build_minipool(
     root.mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if not (root / j.relpath).is_file()]
     skipped = [j.relpath for j in jobs if (root / j.relpath).is_file()]
-    from mrizoo._atomic import atomic_file
 
     with atomic_file(manifest) as tmp:
         tmp.write_text(json.dumps({"config": settings, "volumes": [j.relpath for j in jobs]}, indent=1),

@@ -325,6 +325,7 @@ def place_slab(
     radians, mirrored left-right with ``flip`` and shifted by ``shift`` (fractions of the matrix).
     Bilinear interpolation with a Gaussian pre-filter when shrinking (no aliasing).
     """
+    # imported on use: a heavy package that most calls of this module do not need
     from scipy import ndimage
 
     s_n, rows, cols = slices.shape

@@ -15,7 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from mrizoo.data.bart import read_cfl
+from mrizoo.data.writer import make_ismrmrd_header, write_volume
 from mrizoo.errors import InputError
+from mrizoo.physics.coils import rss
+from mrizoo.physics.fft import ifft2c
 from mrizoo.pools.coil_sim import draw_acquisition, simulate_slices
 from mrizoo.pools.minipool_plan import Job
 from mrizoo.pools.minipool_sources import (
@@ -61,8 +65,6 @@ def _native(job: Job) -> bool:
 
 def _real_brain_kspace(job: Job) -> torch.Tensor:
     """The real 8-coil slice at its own matrix: ``[1, C, H, W]``."""
-    from mrizoo.data.bart import read_cfl
-
     k = np.squeeze(read_cfl(job.source))
     if k.ndim != 3:
         raise InputError("expected one multi-coil slice", path=job.source, got=f"shape {k.shape}")
@@ -71,8 +73,6 @@ def _real_brain_kspace(job: Job) -> torch.Tensor:
 
 def _real_knee_image(job: Job) -> np.ndarray:
     """The real complex knee image at its own matrix, scaled to max 1: ``[1, H, W]``."""
-    from mrizoo.data.bart import read_cfl
-
     img = np.squeeze(read_cfl(job.source)).astype(np.complex64)
     if img.ndim != 2:
         raise InputError("expected one 2D image", path=job.source, got=f"shape {img.shape}")
@@ -80,8 +80,6 @@ def _real_knee_image(job: Job) -> np.ndarray:
 
 
 def _header(h: int, w: int, attrs: dict[str, Any]) -> str:
-    from mrizoo.data.writer import make_ismrmrd_header
-
     xml = make_ismrmrd_header((h, w, 1), (h, w, 1))
     fields = [f"<systemVendor>{attrs['vendor']}</systemVendor>" if attrs.get("vendor") else "",
               f"<systemModel>{attrs['scanner']}</systemModel>" if attrs.get("scanner") else ""]
@@ -95,10 +93,6 @@ def _header(h: int, w: int, attrs: dict[str, Any]) -> str:
 
 def run_job(job: Job, cfg: Any, root: str) -> str:
     """Write the volume of ``job`` under ``root`` (atomically); returns its relative path."""
-    from mrizoo.data.writer import write_volume
-    from mrizoo.physics.coils import rss
-    from mrizoo.physics.fft import ifft2c
-
     torch.set_num_threads(1)
     rng = np.random.default_rng(stable_seed(cfg.seed, job.relpath))
     extra: dict[str, Any] = {}

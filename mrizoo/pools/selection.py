@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from mrizoo.errors import InputError
+from mrizoo.pools.dataset import PoolDataset
+from mrizoo.pools.sampling import PoolSampler
+from mrizoo.pools.spec import PoolSpec, Selection, load_pool, pool_from_dict
 from mrizoo.pools.table import SliceIndex
-from mrizoo.pools.spec import PoolSpec, Selection, load_pool
 
 __all__ = ["PoolSelection", "cap_rows", "select_pool", "volume_order_keys"]
 
@@ -95,8 +97,6 @@ class PoolSelection:
 
     def dataset(self, which: str = "train", **slice_kwargs: Any) -> Any:
         """A :class:`~mrizoo.pools.dataset.PoolDataset` of the training rows or of test set ``which``."""
-        from mrizoo.pools.dataset import PoolDataset
-
         return PoolDataset(self.index, self.rows(which), **slice_kwargs)
 
     def rows(self, which: str = "train") -> np.ndarray:
@@ -110,8 +110,6 @@ class PoolSelection:
 
     def sampler(self, dataset: Any, batch_size: int, **kwargs: Any) -> Any:
         """A :class:`~mrizoo.pools.sampling.PoolSampler` over ``dataset`` with the pool's weights."""
-        from mrizoo.pools.sampling import PoolSampler
-
         kwargs.setdefault("weights", dict(self.spec.weights) or None)
         return PoolSampler(dataset, batch_size, **kwargs)
 
@@ -122,8 +120,6 @@ def select_pool(index: SliceIndex, pool: PoolSpec | str | Mapping[str, Any]) -> 
     Training rows: the OR of the ``train`` selections, each capped by its ``max_slices``,
     then each dataset capped by ``caps``. Test sets: the same without ``caps``.
     """
-    from mrizoo.pools.spec import pool_from_dict
-
     if isinstance(pool, Mapping):
         pool = pool_from_dict(pool)
     elif not isinstance(pool, PoolSpec):

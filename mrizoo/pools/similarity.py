@@ -25,7 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mrizoo._compat import import_timm
+from mrizoo.data.fastmri_h5 import FastMRIVolume
 from mrizoo.errors import InputError, WeightsUnavailableError
+from mrizoo.physics.coils import rss
+from mrizoo.physics.fft import ifft2c
 
 __all__ = [
     "CLIP_MODEL",
@@ -139,8 +143,6 @@ class TimmFeatures:
         batch_size: int = 32,
         **create_kwargs: Any,
     ) -> None:
-        from mrizoo._compat import import_timm
-
         timm = import_timm()
         kwargs = dict(create_kwargs)
         if checkpoint is not None:
@@ -349,10 +351,6 @@ def random_patches(
 def load_slice_images(index: Any, rows: Sequence[int] | np.ndarray, *, target: str = "auto") -> list[torch.Tensor]:
     """Magnitude images of index rows: the stored ``reconstruction_rss`` (``target="auto"``, when
     the file has one) or the RSS of the fully sampled k-space (``"rss"``), or a stored target name."""
-    from mrizoo.data.fastmri_h5 import FastMRIVolume
-    from mrizoo.physics.coils import rss
-    from mrizoo.physics.fft import ifft2c
-
     rows = np.asarray(rows, dtype=np.int64)
     files = index.values("file", rows)
     slices = index.numbers("slice")[rows]

@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mrizoo._yaml import read_yaml
 from mrizoo.errors import InputError
 from mrizoo.pools.columns import NUMERIC_COLUMNS, SELECTABLE_COLUMNS
 
@@ -287,8 +288,6 @@ def shipped_pool_path(name: str) -> Path:
 
 def load_pool(name_or_path: str | Path) -> PoolSpec:
     """Read a pool: a YAML file path, or the name of a shipped pool (see :func:`list_pools`)."""
-    from mrizoo._yaml import read_yaml
-
     path = Path(name_or_path)
     if not path.is_file():
         if isinstance(name_or_path, str) and name_or_path in list_pools():

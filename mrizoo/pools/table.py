@@ -211,6 +211,8 @@ class SliceIndex:
         """
         # datasets takes ~2 s to import: only when an index is built
         import datasets
+
+        # imported on use: a heavy package that most calls of this module do not need
         from datasets.table import InMemoryTable
 
         required = ("file", "volume", *STRING_COLUMNS, *NUMERIC_COLUMNS, "num_slices", "multicoil", "first", "stop",

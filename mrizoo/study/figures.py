@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mrizoo._atomic import atomic_file
 from mrizoo.study.findings import Verdict, arm_final, arm_points, running_mean
 from mrizoo.study.schema import OWN_VAL, FigureSpec, StudySpec
 
@@ -26,17 +28,17 @@ __all__ = ["draw_figures"]
 
 
 def _plt() -> Any:
+    # imported on use: a heavy package that most calls of this module do not need
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    # imported on use: a heavy package that most calls of this module do not need
     import matplotlib.pyplot as plt
 
     return plt
 
 
 def _save(fig: Any, path: Path) -> Path:
-    from mrizoo._atomic import atomic_file
-
     with atomic_file(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     _plt().close(fig)
@@ -84,8 +86,6 @@ def _bars(spec: StudySpec, f: FigureSpec, results: dict[str, Any], path: Path) -
 
 def _finding_scatter(spec: StudySpec, f: FigureSpec, verdicts: list[Verdict]) -> FigureSpec | None:
     """The plain scatter of an ``effective_robustness`` finding (P_best's set on x), or None if it was not judged."""
-    import dataclasses
-
     finding = spec.findings[str(f.finding)]
     verdict = next((v for v in verdicts if v.name == f.finding), None)
     best = None if verdict is None else verdict.numbers.get("p_best")

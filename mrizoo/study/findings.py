@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from mrizoo.study.schema import OWN_VAL, FindingSpec, StudySpec
+from mrizoo.train.early_stopping import EarlyStopping
+from mrizoo.train.recipe import METRIC_HIGHER_IS_BETTER
 
 __all__ = ["Verdict", "judge", "arm_final", "arm_points", "replay_rules", "running_mean", "set_value"]
 
@@ -102,8 +104,6 @@ def _signed(v: float, metric: str) -> str:
 
 def _still_improving(results: dict[str, Any], arms: list[str], metric: str) -> list[str]:
     """Arms with a run whose best own-validation ``metric`` is its last validation (not converged)."""
-    from mrizoo.train.recipe import METRIC_HIGHER_IS_BETTER
-
     sign = 1.0 if METRIC_HIGHER_IS_BETTER.get(metric, True) else -1.0
     out = []
     for arm in dict.fromkeys(arms):
@@ -219,8 +219,6 @@ def _effective_robustness(name: str, f: FindingSpec, results: dict[str, Any]) ->
 
 def replay_rules(history: list[dict[str, Any]], f: FindingSpec) -> dict[str, dict[str, Any]]:
     """The validation each early-stopping rule selects (and where it stops) on a recorded history."""
-    from mrizoo.train.early_stopping import EarlyStopping
-
     out = {}
     for rule, params in (("paper", f.paper_rule), ("ood", f.ood_rule)):
         es = EarlyStopping(rule, metric=f.metric, patience=params.patience, min_delta=params.min_delta,

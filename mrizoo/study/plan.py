@@ -20,7 +20,9 @@ import yaml
 
 from mrizoo._dataclass_io import from_dict, to_dict
 from mrizoo.errors import InputError
+from mrizoo.pools import list_pools, load_pool, pool_from_dict
 from mrizoo.study.schema import StudyInfo, StudySpec
+from mrizoo.train.recipe import TrainingRecipe, deep_merge, load_recipe, validate_recipe
 
 __all__ = ["RunPlan", "StudyPlan", "plan_study", "run_id"]
 
@@ -62,8 +64,6 @@ class _Resolver:
     """Turns pool references of the study into references ``mrizoo.train`` reads (and checks the set names)."""
 
     def __init__(self, spec: StudySpec, info: StudyInfo, out: Path) -> None:
-        from mrizoo.pools import list_pools, load_pool, pool_from_dict
-
         self.info, self.out = info, out
         self.shipped = set(list_pools())
         self.inline: dict[str, Any] = {}
@@ -113,8 +113,6 @@ class _Resolver:
 
 def _recipe_mapping(ref: str, folder: Path, key: str, source: str) -> tuple[dict[str, Any], str]:
     """The full ``training`` mapping of a recipe (every default filled in), and the recipe's name."""
-    from mrizoo.train.recipe import load_recipe
-
     target: str | Path = ref
     if _looks_like_path(ref):
         p = Path(ref).expanduser()
@@ -146,8 +144,6 @@ def _remap(err: InputError, source: str, spec: StudySpec, arm: str) -> InputErro
 
 def plan_study(spec: StudySpec, info: StudyInfo, out: str | Path) -> StudyPlan:
     """Resolve and check every reference of the study and build the merged recipe of every run."""
-    from mrizoo.train.recipe import TrainingRecipe, deep_merge, validate_recipe
-
     out = Path(out)
     res = _Resolver(spec, info, out)
     set_refs: dict[str, dict[str, str]] = {}

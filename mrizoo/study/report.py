@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mrizoo._atomic import atomic_file
 from mrizoo.study.findings import Verdict
 from mrizoo.study.schema import StudySpec
 
@@ -60,8 +61,6 @@ def _minutes(seconds: float) -> str:
 
 def write_report(spec: StudySpec, results: dict[str, Any], verdicts: list[Verdict], path: Path) -> Path:
     """Write ``report.md`` next to ``figures/`` and ``results.json``."""
-    from mrizoo._atomic import atomic_file
-
     runs = results["runs"]
     total = sum(float(r.get("wall_seconds") or 0) for r in runs)
     lines = [f"# Study `{spec.name}`" + (" (smoke run)" if results["smoke"] else ""), ""]

@@ -27,9 +27,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mrizoo._atomic import atomic_file
+from mrizoo._dataclass_io import from_dict
 from mrizoo.errors import InputError
+from mrizoo.evaluate import EvalSet, evaluate_models
+from mrizoo.pools import build_slice_index, select_pool
+from mrizoo.pools.minipool import MiniPoolConfig, build_minipool
+from mrizoo.study.figures import draw_figures
+from mrizoo.study.findings import judge
 from mrizoo.study.plan import RunPlan, StudyPlan, plan_study
+from mrizoo.study.report import write_report
 from mrizoo.study.schema import StudyInfo, StudySpec, load_study
+from mrizoo.train.data import POOL_ROOT_ENV
+from mrizoo.train.loop import TrainOptions, is_distributed_launch, train
+from mrizoo.train.plot import read_metrics
+from mrizoo.zoo.factory import load
 
 __all__ = ["StudyOptions", "StudyResult", "run_study", "default_out"]
 
@@ -80,8 +92,6 @@ def _say(msg: str) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    from mrizoo._atomic import atomic_file
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
@@ -98,8 +108,6 @@ def _read_json(path: Path) -> Any:
 
 
 def _data_root(spec: StudySpec, info: StudyInfo, options: StudyOptions, out: Path) -> Path:
-    from mrizoo.train.data import POOL_ROOT_ENV
-
     if options.data_root is not None:
         root, key = Path(options.data_root).expanduser(), "--data-root"
     elif spec.data.root is not None:
@@ -118,9 +126,6 @@ def _data_root(spec: StudySpec, info: StudyInfo, options: StudyOptions, out: Pat
 
 
 def _build_minipool(spec: StudySpec, info: StudyInfo, dest: Path) -> Path:
-    from mrizoo._dataclass_io import from_dict
-    from mrizoo.pools.minipool import MiniPoolConfig, build_minipool
-
     cfg = from_dict(MiniPoolConfig, spec.data.minipool, source=info.path, prefix="study.data.minipool")
     if _is_main():
         _say(f"building the mini-pool data root {dest} (volumes already there are kept)")
@@ -163,10 +168,11 @@ def _run_state(run: RunPlan) -> str:
 def _barrier(options: StudyOptions) -> None:
     """Wait for every process of a distributed launch (nothing to wait for on one process); the
     process group is set up as the trainer sets it up (same device choice), so it is shared."""
-    from mrizoo.train.loop import is_distributed_launch
-
     if is_distributed_launch():
+        # imported on use: a heavy package that most calls of this module do not need
         import torch
+
+        # imported on use: a heavy package that most calls of this module do not need
         from accelerate import PartialState
 
         cpu = (not torch.cuda.is_available()) if options.cpu is None else options.cpu
@@ -174,8 +180,6 @@ def _barrier(options: StudyOptions) -> None:
 
 
 def _train_run(run: RunPlan, state: str, root: Path, out: Path, options: StudyOptions) -> dict[str, Any]:
-    from mrizoo.train.loop import TrainOptions, train
-
     if state == "done":
         _say(f"{run.run_dir.name}: finished earlier, skipped")
         return {**_read_json(run.run_dir / RUN_DONE), "skipped": True}
@@ -199,9 +203,6 @@ def _train_run(run: RunPlan, state: str, root: Path, out: Path, options: StudyOp
 
 
 def _eval_sets(plan: StudyPlan, root: Path, spec: StudySpec) -> list[Any]:
-    from mrizoo.evaluate import EvalSet
-    from mrizoo.pools import build_slice_index, select_pool
-
     index = None
     sets = []
     for name, ref in plan.set_refs.items():
@@ -217,9 +218,6 @@ def _eval_sets(plan: StudyPlan, root: Path, spec: StudySpec) -> list[Any]:
 
 
 def _evaluate_run(run: RunPlan, sets: list[Any], spec: StudySpec) -> dict[str, dict[str, float]]:
-    from mrizoo.evaluate import evaluate_models
-    from mrizoo.zoo.factory import load
-
     ev = spec.evaluation
     masks = run.masks
     cf = list(masks.get("center_fractions") or [None])[0]
@@ -248,8 +246,6 @@ def _evaluate_run(run: RunPlan, sets: list[Any], spec: StudySpec) -> dict[str, d
 
 
 def _history(run: RunPlan) -> list[dict[str, Any]]:
-    from mrizoo.train.plot import read_metrics
-
     path = run.run_dir / "metrics.jsonl"
     rows = []
     for r in read_metrics(path) if path.is_file() else []:
@@ -265,7 +261,6 @@ def _history(run: RunPlan) -> list[dict[str, Any]]:
 def _train_slices(run: RunPlan, root: Path) -> int | None:
     if run.train_ref is None:
         return None
-    from mrizoo.pools import build_slice_index, select_pool
 
     pool, _, which = run.train_ref.partition(":")
     sel = select_pool(build_slice_index(root), pool)
@@ -278,10 +273,6 @@ def _train_slices(run: RunPlan, root: Path) -> int | None:
 
 def run_study(path: str | os.PathLike[str], options: StudyOptions | None = None) -> StudyResult:
     """Run a study file end to end (module docstring); returns where it wrote and its verdicts."""
-    from mrizoo.study.figures import draw_figures
-    from mrizoo.study.findings import judge
-    from mrizoo.study.report import write_report
-
     options = options or StudyOptions()
     started = time.monotonic()
     spec, info = load_study(path, smoke=options.smoke)
@@ -346,6 +337,7 @@ def run_study(path: str | os.PathLike[str], options: StudyOptions | None = None)
 
 
 def _threads() -> str:
+    # imported on use: a heavy package that most calls of this module do not need
     import torch
 
     return f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"

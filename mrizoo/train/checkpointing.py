@@ -105,6 +105,7 @@ def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def _set_rng_state(path: Path) -> None:
+    # imported on use: a heavy package that most calls of this module do not need
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -181,6 +182,7 @@ class CheckpointManager:
                     shutil.rmtree(item, ignore_errors=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp), safe_serialization=True)
+        # imported on use: a heavy package that most calls of this module do not need
         from safetensors.torch import save_file
 
         rng, rng_meta = _rng_state()
@@ -255,6 +257,7 @@ class CheckpointManager:
         Returns its trainer state. Every torch file is read with ``weights_only=True``; the
         trainer's own state comes from JSON and safetensors.
         """
+        # imported on use: a heavy package that most calls of this module do not need
         from safetensors.torch import load_file
 
         doc = self.verify(checkpoint, accelerator.num_processes)

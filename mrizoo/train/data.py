@@ -35,7 +35,10 @@ import torch
 
 from mrizoo._atomic import atomic_file
 from mrizoo.data.slices import Sample, SliceDataset, VolumeBatchSampler, center_crop, collate_samples
+from mrizoo.data.synthetic import make_test_volume
 from mrizoo.errors import InputError
+from mrizoo.masks import create_mask
+from mrizoo.pools import build_slice_index, select_pool
 from mrizoo.train.recipe import DataSource, DataSpec, MaskSpec, SyntheticData
 
 __all__ = [
@@ -74,8 +77,6 @@ def synthetic_volumes(spec: SyntheticData, cache_dir: str | os.PathLike[str]) ->
     Volume ``i`` is the phantom with seed ``spec.seed * 1000 + i``; files are written under a
     temporary name and renamed, so an interrupted generation never leaves a broken volume.
     """
-    from mrizoo.data.synthetic import make_test_volume
-
     folder = Path(cache_dir) / f"synthetic-{_synthetic_key(spec)}"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -101,11 +102,6 @@ def pool_dataset(name: str, *, field: str, root: str | os.PathLike[str] | None,
     holding the pool's datasets; default ``$MRIZOO_POOL_ROOT``), built once and cached by
     ``mrizoo.pools``. ``indexes`` memoises the index per root within one run.
     """
-    try:
-        from mrizoo.pools import build_slice_index, select_pool
-    except ImportError:
-        raise InputError("data pools are not available in this installation (mrizoo.pools is missing)",
-                         field=field, expected="'folders' or 'synthetic' data", got=repr(name)) from None
     root = root if root is not None else os.environ.get(POOL_ROOT_ENV)
     if not root:
         raise InputError("a pool data source needs the data root that holds the pool's datasets", field=field,
@@ -189,8 +185,6 @@ def draw_masks(masks: MaskSpec, shape: tuple[int, int], count: int, seed: int,
     derives from the recipe seed and the batch number), its family drawn by weight among the main
     one and ``masks.mix`` and its acceleration among that family's; otherwise each slice keeps one fixed mask per file and slice.
     """
-    from mrizoo.masks import create_mask
-
     gen = torch.Generator().manual_seed(int(seed))
     families = (masks, *masks.mix)
     weights = torch.tensor([float(f.weight) for f in families], dtype=torch.float64)

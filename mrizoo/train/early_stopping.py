@@ -176,11 +176,13 @@ def agree_across_processes(flag: bool, accelerator: Any = None) -> bool:
     With an ``accelerate.Accelerator`` the flags are summed by ``accelerator.reduce``; without one,
     an initialised ``torch.distributed`` group is used; otherwise the flag is returned as is.
     """
+    # imported on use: a heavy package that most calls of this module do not need
     import torch
 
     if accelerator is not None:
         t = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
         return bool(accelerator.reduce(t, reduction="sum").item() > 0)
+    # imported on use: a heavy package that most calls of this module do not need
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mrizoo.figures import save_figure
+
 __all__ = ["read_metrics", "plot_metrics"]
 
 _LABELS = {"ssim": "SSIM", "psnr": "PSNR (dB)", "nmse": "NMSE", "loss": "validation loss"}
@@ -55,9 +57,11 @@ def plot_metrics(
     vals = [r for r in records if r.get("kind") == "val"]
     if not vals:
         return None
+    # imported on use: a heavy package that most calls of this module do not need
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    # imported on use: a heavy package that most calls of this module do not need
     import matplotlib.pyplot as plt
 
     shown = [m for m in metrics if any(m in (r.get("id") or {}) for r in vals)]
@@ -89,7 +93,5 @@ def plot_metrics(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-
-    from mrizoo.figures import save_figure
 
     return save_figure(fig, path, dpi=110)

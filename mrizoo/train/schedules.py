@@ -68,6 +68,7 @@ def build_scheduler(optimizer: Any, spec: Any, *, total_steps: int,
 
     ``steps_per_epoch`` is needed by the ``step`` schedule (its period is in epochs).
     """
+    # imported on use: a heavy package that most calls of this module do not need
     from torch.optim.lr_scheduler import LambdaLR
 
     if spec.name == "constant":

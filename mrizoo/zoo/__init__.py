@@ -4,7 +4,15 @@ from mrizoo._lazy import lazy_attributes
 from mrizoo.models.registry import ARCHITECTURES, Architecture, get_architecture
 from mrizoo.zoo.entry import ModelEntry, ModelSpec, TaskSpec, WeightsSource
 from mrizoo.zoo.names import ModelName, parse_name
-from mrizoo.zoo.registry import REGISTRY, Registry, UnknownModelError, info, list_models, read_entry_file, register_model
+from mrizoo.zoo.registry import (
+    REGISTRY,
+    Registry,
+    UnknownModelError,
+    info,
+    list_models,
+    read_entry_file,
+    register_model,
+)
 
 # the factory needs torch: imported on first use, so reading the registry stays light
 __getattr__, __dir__ = lazy_attributes(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from mrizoo.models.base import ReconModel
-
 from mrizoo.models.registry import get_architecture
 from mrizoo.zoo import registry
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import torch
-from mrizoo.models.base import ReconModel
 
 from mrizoo.errors import WeightsUnavailableError
+from mrizoo.models.base import ReconModel
 from mrizoo.zoo.build import create, model_config
 from mrizoo.zoo.pretrained import from_pretrained
 from mrizoo.zoo.resolve import resolve_checkpoint

@@ -27,10 +27,10 @@ from mrizoo.errors import InputError
 from mrizoo.models.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_weights, save_pretrained, sha256_file
 from mrizoo.models.ncsnv2 import LANGEVIN_JALAL2021_BRAIN_T2_R4
 from mrizoo.models.registry import get_architecture
+from mrizoo.zoo import registry
 from mrizoo.zoo.build import model_config
 from mrizoo.zoo.entry import ModelEntry, ModelSpec, TaskSpec
 from mrizoo.zoo.names import parse_name
-from mrizoo.zoo import registry
 from mrizoo.zoo.upstream import CONVERTERS, convert_file
 
 __all__ = ["IMPORT_FORMATS", "import_checkpoint"]

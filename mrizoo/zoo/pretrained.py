@@ -10,14 +10,14 @@ import os
 from typing import Any
 
 import torch
-from mrizoo.models.base import ReconModel
 
 from mrizoo._dataclass_io import from_dict
 from mrizoo.errors import InputError
+from mrizoo.models.base import ReconModel
 from mrizoo.models.checkpoint import CONFIG_NAME
 from mrizoo.models.pretrained import load_folder
-from mrizoo.zoo.entry import ModelEntry, ModelSpec, TaskSpec
 from mrizoo.zoo import registry
+from mrizoo.zoo.entry import ModelEntry, ModelSpec, TaskSpec
 
 __all__ = ["from_pretrained"]
 

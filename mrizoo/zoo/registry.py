@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-
 from mrizoo._dataclass_io import from_dict, read_yaml_section
 from mrizoo._yaml import parse_yaml
 from mrizoo.errors import InputError, MrizooError

@@ -32,8 +32,8 @@ from mrizoo.hub.download import (
 from mrizoo.hub.layout import CONFIG_NAME, HF_HUB_PREFIX, spec_kind
 from mrizoo.models.checkpoint import read_config
 from mrizoo.weights import package_checkpoint
-from mrizoo.zoo.local import find_local_checkpoint, local_zoo_dir
 from mrizoo.zoo import registry
+from mrizoo.zoo.local import find_local_checkpoint, local_zoo_dir
 from mrizoo.zoo.upstream import fetch_upstream
 
 __all__ = ["ResolvedCheckpoint", "resolve_checkpoint", "hub_location", "no_weights_error", "CacheItem",

@@ -15,6 +15,7 @@ from mrizoo.data.convert import is_registered, register_converter
 from mrizoo.data.converters.batch import BatchResult, OutputView, convert_folder, print_progress
 from mrizoo.data.converters.generic import OUTPUT_HELP
 from mrizoo.datasets.catalog import DatasetEntry, get_dataset, load_catalog
+from mrizoo.datasets.roots import dataset_root
 from mrizoo.errors import InputError
 
 __all__ = ["convert_dataset", "register_converters", "selected_views"]
@@ -48,8 +49,6 @@ def convert_dataset(
     entry = get_dataset(name)
     views = selected_views(entry, view)
     if os.fspath(source) == CONFIGURED_ROOT:
-        from mrizoo.datasets.roots import dataset_root
-
         source = dataset_root(name)
     return convert_folder(
         source, dest, entry.conversion, views, dataset=entry.name, meta=entry.header_meta(), workers=workers,

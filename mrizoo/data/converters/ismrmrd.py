@@ -19,7 +19,7 @@ import numpy as np
 
 from mrizoo.data.converters.headers import HeaderInfo, read_header_info
 from mrizoo.data.converters.pipeline import LabeledVolume
-from mrizoo.data.converters.readers import SourceVolume, _open_h5
+from mrizoo.data.converters.source import SourceVolume, open_h5
 from mrizoo.data.converters.spec import ConversionSpec
 from mrizoo.errors import InputError
 
@@ -83,7 +83,7 @@ def _image_heads(grp: h5py.Group, path: Path) -> tuple[np.ndarray, np.ndarray]:
 def ismrmrd_echo_labels(path: str | os.PathLike[str], spec: ConversionSpec) -> tuple[int, ...] | None:
     """Echo labels (``contrast + 1``) of the image lines; None for a single contrast."""
     path = Path(path)
-    with _open_h5(path) as f:
+    with open_h5(path) as f:
         head, keep = _image_heads(_group(f, spec.key or "dataset", path), path)
     values = np.unique(head["idx"]["contrast"][keep])
     return tuple(int(v) + 1 for v in values) if len(values) > 1 else None
@@ -109,7 +109,7 @@ def _placement(info: HeaderInfo, limit: str, axis: int, steps: np.ndarray) -> tu
 def read_ismrmrd(path: str | os.PathLike[str], spec: ConversionSpec) -> SourceVolume:
     """Cartesian k-space of an ISMRMRD file, axes ``escxyz`` (slices ``s`` in image space)."""
     path = Path(path)
-    with _open_h5(path) as f:
+    with open_h5(path) as f:
         grp = _group(f, spec.key or "dataset", path)
         xml = _xml(grp, path)
         info = read_header_info(xml, path=path) if xml is not None else HeaderInfo()

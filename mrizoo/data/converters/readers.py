@@ -8,7 +8,6 @@ will produce from metadata alone, so finished outputs can be skipped without rea
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,9 @@ import h5py
 import numpy as np
 
 from mrizoo.data.converters.headers import read_header_info
+from mrizoo.data.converters.ismrmrd import ismrmrd_echo_labels, read_ismrmrd
 from mrizoo.data.converters.pipeline import LabeledVolume
+from mrizoo.data.converters.source import SourceVolume, open_h5
 from mrizoo.data.converters.spec import ConversionSpec
 from mrizoo.errors import InputError
 
@@ -26,29 +27,6 @@ _FASTMRI_AXES = {3: "sxy", 4: "scxy", 5: "ascxy"}
 # attributes recomputed for every output (sampling is read again from the converted data)
 _SKIP_ATTRS = {"max", "norm", "mrizoo_conversion", "sampling", "acceleration", "center_shape", "partial_fourier",
                "zero_padding"}
-
-
-@dataclass
-class SourceVolume:
-    """A source file as read: labelled k-space, header XML, attributes, stored target."""
-
-    volume: LabeledVolume
-    header: bytes | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)
-    target: np.ndarray | None = None
-    echo_labels: tuple[int, ...] | None = None
-    untouched: bool = False  # k-space exactly as stored (no averaging or padding)
-
-
-# ----------------------------------------------------------------------------- helpers
-def _open_h5(path: Path) -> h5py.File:
-    if not path.is_file():
-        raise InputError("source file not found", path=path)
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise InputError("not a readable HDF5 file (corrupt, truncated or another format)", path=path,
-                         got=str(err).split("(")[0].strip() or type(err).__name__) from None
 
 
 def _as_complex(arr: np.ndarray, *, axis: int | None, path: Path, key: str) -> np.ndarray:
@@ -99,6 +77,7 @@ def _is_mat73(path: Path) -> bool:
 
 def _scipy_io(path: Path) -> Any:
     try:
+        # optional: only this path needs it
         import scipy.io
     except ImportError:
         raise InputError("MAT files before v7.3 are read with scipy, which is not installed", path=path,
@@ -134,7 +113,7 @@ def load_array(path: str | os.PathLike[str], key: str | None = None) -> np.ndarr
                 raise InputError("no such MAT variable", path=path, field=key, expected=f"one of {names}")
             return scipy_io.loadmat(path, variable_names=[key or names[0]])[key or names[0]]
         if suffix in (".mat", ".h5", ".hdf5", ".hdf"):
-            with _open_h5(path) as f:
+            with open_h5(path) as f:
                 arr = _h5_dataset(f, key, path)[()]
             return arr.T if suffix == ".mat" else arr  # MATLAB writes column-major
     except InputError:
@@ -157,7 +136,7 @@ def _array_shape(path: Path, key: str | None) -> tuple[int, ...]:
             if name in info:
                 return tuple(info[name])
         elif suffix in (".mat", ".h5", ".hdf5", ".hdf"):
-            with _open_h5(path) as f:
+            with open_h5(path) as f:
                 shape = tuple(_h5_dataset(f, key, path).shape)
             return shape[::-1] if suffix == ".mat" else shape
     except (OSError, ValueError):
@@ -205,7 +184,7 @@ def _pad_to_header(data: np.ndarray, axes: str, header: bytes | None, path: Path
 def read_fastmri_h5(path: str | os.PathLike[str], spec: ConversionSpec) -> SourceVolume:
     """A fastMRI-layout file: ``kspace`` ``[slices, coils, H, W]`` (or ``[averages, ...]``)."""
     path = Path(path)
-    with _open_h5(path) as f:
+    with open_h5(path) as f:
         ks = f.get("kspace")
         if not isinstance(ks, h5py.Dataset):
             raise InputError("no k-space dataset", path=path, field="kspace",
@@ -246,7 +225,6 @@ def read_source(path: str | os.PathLike[str], spec: ConversionSpec) -> SourceVol
         return read_fastmri_h5(path, spec)
     if spec.format == "array":
         return read_array_file(path, spec)
-    from mrizoo.data.converters.ismrmrd import read_ismrmrd
 
     return read_ismrmrd(path, spec)
 
@@ -255,12 +233,10 @@ def echo_labels(path: str | os.PathLike[str], spec: ConversionSpec) -> tuple[int
     """Echo labels the file will produce (None: a single volume), read from metadata only."""
     path = Path(path)
     if spec.format == "ismrmrd":
-        from mrizoo.data.converters.ismrmrd import ismrmrd_echo_labels
-
         return ismrmrd_echo_labels(path, spec)
     axes = spec.axes
     if spec.format == "fastmri_h5":
-        with _open_h5(path) as f:
+        with open_h5(path) as f:
             ks = f.get("kspace")
             if not isinstance(ks, h5py.Dataset):
                 raise InputError("no k-space dataset", path=path, field="kspace",

@@ -38,6 +38,7 @@ _AVERAGED = ("Ave", "Seg")
 
 def _twixtools() -> Any:
     try:
+        # optional: only this path needs it
         import twixtools
     except ImportError:
         raise InputError("reading Siemens raw data needs the twixtools package", field="twixtools",
