@@ -28,6 +28,7 @@ import mrizoo
 from mrizoo.cards.publish import push_checkpoint
 from mrizoo.errors import InputError
 from mrizoo.hub.upload import PushError
+from mrizoo.models.base import ReconModel
 from mrizoo.models.checkpoint import save_pretrained
 from mrizoo.results import DatasetResult, EvaluationResults, save_results
 from mrizoo.zoo.pretrained import from_pretrained
@@ -212,6 +213,32 @@ def test_push_uploads_config_weights_and_card_in_one_commit(hub: FakeHub, run_di
         (pulled / name).write_bytes(data)
     loaded = from_pretrained(pulled)
     for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_model_push_to_hub_round_trips_with_a_card_that_claims_nothing(hub: FakeHub, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ReconModel.push_to_hub``: one commit, the token given for this upload, a card without claims."""
+    from mrizoo.models.unet import UnetConfig, UnetRecon
+
+    torch.manual_seed(1)
+    mine = UnetRecon(UnetConfig(chans=4, num_pool_layers=2))  # built by hand: no zoo entry
+    monkeypatch.delenv("HF_TOKEN")  # only the token passed to push_to_hub is there
+    other = TOKEN
+    up = mine.push_to_hub("lab/my-unet", revision="v1", token=other)
+    assert len(hub.commits) == 1 and hub.commits[0]["revision"] == "v1"
+    assert sorted(hub.commits[0]["files"]) == ["README.md", "config.json", "model.safetensors"]
+    assert up.commit_url.startswith(f"{hub.url}/lab/my-unet/commit/")
+    assert {auth for _, _, auth in _writes(hub)} == {f"Bearer {other}"}
+    card = hub.commits[0]["files"]["README.md"].decode()
+    assert "No evaluation is recorded" in card and "SSIM" not in card and other not in card
+    pulled = tmp_path / "pulled"
+    pulled.mkdir()
+    for name, data in hub.commits[0]["files"].items():
+        (pulled / name).write_bytes(data)
+    loaded = ReconModel.from_pretrained(pulled)
+    assert type(loaded) is UnetRecon and loaded.config == mine.config
+    for k, v in mine.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
 
 

@@ -29,18 +29,21 @@ reference implementations); ``reconstruct`` / ``sample`` adapt the common inputs
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import HfApi
 from torch import nn
 
 from mrizoo.errors import InputError
 from mrizoo.hub.download import FetchOptions
-from mrizoo.hub.layout import spec_kind
+from mrizoo.hub.layout import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, spec_kind
+from mrizoo.hub.upload import Upload, upload_folder
 from mrizoo.models.adapt import AdaptConfig, adapt
-from mrizoo.models.checkpoint import save_pretrained
+from mrizoo.models.checkpoint import basic_card, save_pretrained
 from mrizoo.models.inputs import PosteriorSamples, check_inputs
 from mrizoo.models.pretrained import hub_folder, load_folder
 from mrizoo.physics.espirit import espirit_maps
@@ -93,6 +96,22 @@ class ReconModel(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike[str], **kwargs: Any) -> Path:
         """Write this zoo model as a checkpoint folder (see :func:`mrizoo.models.checkpoint.save_pretrained`)."""
         return save_pretrained(self, directory, **kwargs)
+
+    def push_to_hub(self, repo_id: str, *, revision: str | None = None, private: bool = False,
+                    token: str | None = None, commit_message: str | None = None, card: str | None = None,
+                    license: str = "other") -> Upload:
+        """Upload this model as a checkpoint (``config.json``, ``model.safetensors``, ``README.md``) in one commit.
+
+        ``card`` is the README (default: :func:`~mrizoo.models.checkpoint.basic_card` with ``license``,
+        which makes no claims; ``mrizoo push`` publishes a zoo model with its full card). ``revision``: the branch
+        (created when missing); ``token`` is used for this upload only and never shown.
+        """
+        api = HfApi(token=token) if token is not None else None
+        with tempfile.TemporaryDirectory(prefix="mrizoo-push-") as tmp:
+            folder = save_pretrained(self, Path(tmp) / "checkpoint")
+            (folder / CARD_NAME).write_text(card if card is not None else basic_card(folder, license), encoding="utf-8")
+            return upload_folder(folder, repo_id, [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME], what=repo_id,
+                                 revision=revision, private=private, commit_message=commit_message, api=api)
 
     @classmethod
     def from_pretrained(

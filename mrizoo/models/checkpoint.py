@@ -35,7 +35,7 @@ from mrizoo.hub.layout import CARD_NAME, CONFIG_NAME, HF_HUB_PREFIX, WEIGHTS_NAM
 from mrizoo.models.registry import ARCHITECTURES
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "FORMAT_VERSION", "WEIGHTS_SHA256_KEY", "WEIGHTS_KINDS",
-           "HF_HUB_PREFIX", "save_pretrained", "read_config", "load_weights", "sha256_file", "verify_weights",
+           "HF_HUB_PREFIX", "save_pretrained", "basic_card", "read_config", "load_weights", "sha256_file", "verify_weights",
            "weights_source", "describe_weights"]
 
 FORMAT_VERSION = 1
@@ -78,8 +78,9 @@ def save_pretrained(
     recipe_file: str | os.PathLike[str] | None = None,
     extra: dict[str, Any] | None = None,
     overwrite: bool = False,
+    card: str | None = None,
 ) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` of a model into ``directory``.
+    """Write ``config.json`` and ``model.safetensors`` of a model into ``directory`` (and ``card`` as ``README.md``).
 
     The folder is assembled in a temporary sibling and renamed into place, so a failure
     leaves no half-written checkpoint; an existing folder is replaced only with ``overwrite``
@@ -113,7 +114,27 @@ def save_pretrained(
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "mrizoo_arch": arch})
         doc[WEIGHTS_SHA256_KEY] = sha256_file(tmp / WEIGHTS_NAME)
         (tmp / CONFIG_NAME).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+        if card is not None:
+            (tmp / CARD_NAME).write_text(card, encoding="utf-8")
     return out
+
+
+def basic_card(directory: str | os.PathLike[str], license: str = "other") -> str:
+    """A short model card from a checkpoint's ``config.json``: what it is and how to load it, no claims.
+
+    ``license``: a Hub licence id for the weights (``other`` when the owner has not said).
+
+    Zoo models get the full card (evaluation, calibration, training) from ``mrizoo push``/``mrizoo card``.
+    """
+    doc = read_config(directory)
+    config = json.dumps(doc["config"], indent=2, sort_keys=True)
+    return "\n".join([
+        "---", "library_name: mrizoo", f"license: {license}", "tags:", "- mrizoo", "- mri", "- mri-reconstruction", f"- {doc['arch']}", "---",
+        "", f"# {doc.get('name') or doc['arch']}", "",
+        f"An mrizoo `{doc['arch']}` checkpoint (`config.json` + `model.safetensors`, sha256 "
+        f"`{doc.get(WEIGHTS_SHA256_KEY, '')}`). No evaluation is recorded with it.", "",
+        "```python", "from mrizoo.models.base import ReconModel", 'model = ReconModel.from_pretrained("ORG/REPO")', "```",
+        "", "Config:", "", "```json", config, "```", ""])
 
 
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
