@@ -92,6 +92,7 @@ def test_flags_agree_with_the_models_they_build(name: str) -> None:
     assert isinstance(cls, type) and issubclass(cls, ReconModel)
     assert cls.needs_maps is arch.needs_maps
     assert cls.is_posterior is arch.is_posterior
+    assert (cls.adapt_family is not None) is arch.adapts
     assert arch.builder.__module__ in reg.BUILTIN_MODULES  # the module that builds it registers it
     if name in ("zerofilled", "cgsense", "unet", "modl"):  # cheap to build for real on the CPU
         assert type(arch.build(arch.make_config(None, {}))) is cls

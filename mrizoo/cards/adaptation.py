@@ -17,13 +17,12 @@ from typing import Any
 from mrizoo._dataclass_io import from_dict
 from mrizoo.errors import InputError
 from mrizoo.models.adapt import AdaptConfig
+from mrizoo.models.registry import ARCHITECTURES
 from mrizoo.results import DatasetResult, EvaluationResults
 from mrizoo.zoo.entry import ModelEntry
 
-__all__ = ["ADAPTING_ARCHS", "TTA_SUFFIX", "can_adapt", "adaptation_verdict", "section_adaptation"]
+__all__ = ["TTA_SUFFIX", "can_adapt", "adaptation_verdict", "section_adaptation"]
 
-#: Architectures whose learned models adapt at test time (``mrizoo.models.adapt.family_of``).
-ADAPTING_ARCHS = ("varnet", "modl", "unet", "vit", "rcgan")
 #: Label suffix ``mrizoo evaluate --adapt`` gives the adapted row of a model.
 TTA_SUFFIX = "+tta"
 
@@ -38,7 +37,8 @@ _PSNR_EPS, _SSIM_EPS = 0.005, 0.00005
 
 def can_adapt(entry: ModelEntry) -> bool:
     """Whether the entry is a learned model of a family that adapts at test time."""
-    return entry.weights.kind != "builtin" and entry.model.arch.split("_")[0] in ADAPTING_ARCHS
+    arch = ARCHITECTURES.get(entry.model.arch)
+    return entry.weights.kind != "builtin" and arch is not None and arch.adapts
 
 
 def _name(label: str) -> str:

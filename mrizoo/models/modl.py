@@ -192,5 +192,5 @@ def build_modl(config: MoDLConfig | None = None) -> MoDL:
 register_architecture(Architecture(
     "modl", "MoDL: shared residual CNN denoiser unrolled with CG data consistency",
     MoDLConfig, build_modl, {"jalal2021": MODL_JALAL2021},
-    needs_maps=True, domain="image", losses=("ssim", "l1", "ssim_l1"), task="supervised",
+    needs_maps=True, domain="image", losses=("ssim", "l1", "ssim_l1"), task="supervised", adapts=True,
 ))

@@ -327,5 +327,5 @@ def build_rcgan_discriminator(config: RCGANConfig | None = None) -> RCGANDiscrim
 register_architecture(Architecture(
     "rcgan", "regularized conditional GAN posterior sampler (multi-coil, data consistent)",
     RCGANConfig, build_rcgan, {"bendel2023": RCGAN_BENDEL2023},
-    is_posterior=True, domain="image", losses=("rcgan", "adler", "ohayon"), task="rcgan",
+    is_posterior=True, domain="image", losses=("rcgan", "adler", "ohayon"), task="rcgan", adapts=True,
 ))

@@ -53,7 +53,8 @@ class Architecture:
     ``config``: the config dataclass; ``builder``: config -> model; ``presets``: name -> config
     instance. ``needs_maps``: its models take ESPIRiT maps (and training samples carry them);
     ``is_posterior``: its models draw posterior samples; ``losses``: the recipe loss names it
-    trains with; ``task``: the training task kind (``"none"`` when it is not trained).
+    trains with; ``task``: the training task kind (``"none"`` when it is not trained); ``adapts``: its
+    models adapt to a scan at test time (:attr:`ReconModel.adapt_family` is set).
     """
 
     name: str
@@ -66,6 +67,7 @@ class Architecture:
     domain: Literal["image", "kspace", "classical"] = "image"
     losses: tuple[str, ...] = ()
     task: Literal["supervised", "rcgan", "ncsnv2", "none"] = "none"
+    adapts: bool = False
 
     def __post_init__(self) -> None:
         where = f"architecture {self.name!r}"

@@ -364,5 +364,5 @@ register_architecture(Architecture(
     UnetConfig, build_unet,
     {"lin2024-small": UNET_LIN2024_SMALL, "lin2024-large": UNET_LIN2024_LARGE,
      "fastmri-leaderboard": UNET_FASTMRI_LEADERBOARD},
-    domain="image", losses=("ssim", "l1", "ssim_l1"), task="supervised",
+    domain="image", losses=("ssim", "l1", "ssim_l1"), task="supervised", adapts=True,
 ))

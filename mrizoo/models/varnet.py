@@ -277,5 +277,5 @@ register_architecture(Architecture(
     "varnet", "end-to-end variational network with a sensitivity-map network (fastMRI layout)",
     VarNetConfig, build_varnet,
     {"lin2024-small": VARNET_LIN2024_SMALL, "fastmri-leaderboard": VARNET_FASTMRI_LEADERBOARD},
-    domain="kspace", losses=("ssim", "l1", "ssim_l1"), task="supervised",
+    domain="kspace", losses=("ssim", "l1", "ssim_l1"), task="supervised", adapts=True,
 ))

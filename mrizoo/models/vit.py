@@ -222,5 +222,5 @@ def build_vit(config: ViTConfig | None = None) -> ViTRecon:
 register_architecture(Architecture(
     "vit", "vision transformer for reconstruction (Lin & Heckel), image domain",
     ViTConfig, build_vit, {"lin2024-small": VIT_LIN2024_SMALL, "lin2024-large": VIT_LIN2024_LARGE},
-    domain="image", losses=("ssim", "l1", "ssim_l1"), task="supervised",
+    domain="image", losses=("ssim", "l1", "ssim_l1"), task="supervised", adapts=True,
 ))
