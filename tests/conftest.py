@@ -12,15 +12,30 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-REALDATA = ROOT.parent / "shared" / "realdata"
+#: the small real scans that ship with the tests (tests/data/realdata/README.md says where from)
+REALDATA_SHIPPED = ROOT / "tests" / "data" / "realdata"
+REALDATA_FILES = ("brain_t1_8ch_full.cfl", "brain_t1_8ch_full.hdr", "brain_t1_8ch_poisson_r8.npy",
+                  "knee_image_1map.cfl", "knee_image_1map.hdr", "siemens_7t_gre_1ch.dat")
+
+
+def realdata_folder(dest: Path) -> Path:
+    """The real scans as the tests read them, in ``dest``: the files of ``tests/data/realdata``, with
+    the Poisson-disc scan unpacked from its compressed ``.npz`` (88% of it is zeros) to ``.npy``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in REALDATA_FILES:
+        if name.endswith(".npy"):
+            packed = np.load(REALDATA_SHIPPED / name.replace(".npy", ".npz"))["kspace"]
+            np.save(dest / name, packed)
+        else:
+            (dest / name).write_bytes((REALDATA_SHIPPED / name).read_bytes())
+    return dest
 
 
 @pytest.fixture(scope="session")
-def realdata() -> Path:
-    """Folder of small real scans (../shared/realdata); tests skip when it is absent."""
-    if not (REALDATA / "brain_t1_8ch_full.cfl").exists():
-        pytest.skip(f"real scans not found at {REALDATA} (only present in the development checkout)")
-    return REALDATA
+def realdata(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of small real scans (8-coil brain, its Poisson-disc undersampling, a knee image, a
+    Siemens twix file), made from ``tests/data/realdata`` so that every clone runs the real-data tests."""
+    return realdata_folder(tmp_path_factory.mktemp("realdata"))
 
 
 @pytest.fixture(scope="session")

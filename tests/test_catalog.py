@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mrizoo._paths import mrizoo_home
 from mrizoo.datasets import (
     DatasetRootError,
     catalog_rows,
@@ -17,7 +18,6 @@ from mrizoo.datasets import (
     env_var_name,
     get_dataset,
     list_datasets,
-    mrizoo_home,
     read_data_config,
     read_dataset_file,
     root_status,
