@@ -1,4 +1,9 @@
-"""Every zoo entry builds at its declared size and runs forward and backward on a small input."""
+"""Every zoo entry builds at its declared size and runs forward and backward on a small input.
+
+Every entry builds on the meta device (no memory, no time); the forward/backward pass of the
+entries above 20M parameters (the published fastMRI, rcGAN, NCSNv2 and ViT sizes) is marked
+``slow``: ``pytest -m "not slow"`` skips them, CI runs them.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +44,36 @@ TRAINING_FORWARD = {
 }
 
 
+BIG = 20_000_000
+
+
+def _meta_size(name: str) -> int:
+    with torch.device("meta"):
+        return sum(p.numel() for p in mrizoo.create(name).parameters())
+
+
+SIZES = {name: _meta_size(name) for name in mrizoo.list_models()}
+
+
 @pytest.mark.parametrize("name", mrizoo.list_models())
+def test_entry_builds_on_the_meta_device_with_learned_parameters(name: str) -> None:
+    builtin = mrizoo.info(name).weights.kind == "builtin"
+    assert (SIZES[name] == 0) is builtin, (name, SIZES[name])
+
+
+def test_the_published_sizes_are_the_papers_sizes() -> None:
+    """Parameter counts of the published architectures, against the fastmri package (an oracle)."""
+    from fastmri.models import Unet, VarNet
+
+    with torch.device("meta"):
+        unet = sum(p.numel() for p in Unet(1, 1, chans=256, num_pool_layers=4).parameters())
+        varnet = sum(p.numel() for p in VarNet(num_cascades=12, sens_chans=8, chans=18).parameters())
+    assert SIZES["unet-fastmri-knee"] == SIZES["unet-fastmri-brain"] == unet
+    assert SIZES["varnet-fastmri-knee"] == SIZES["varnet-fastmri-brain"] == varnet
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if SIZES[n] > BIG else n
+                                  for n in mrizoo.list_models()])
 def test_entry_builds_runs_forward_and_backward(name: str, small_problem) -> None:
     torch.manual_seed(0)
     kspace, mask = small_problem
