@@ -15,6 +15,7 @@ from typing import Any
 
 from mrizoo._atomic import atomic_file
 from mrizoo.errors import InputError
+from mrizoo.models.provenance import TRAINING_SUMMARY_NAME
 from mrizoo.train.plot import read_metrics
 from mrizoo.train.recipe import RecipeInfo
 
@@ -22,7 +23,7 @@ __all__ = ["METRICS_NAME", "SUMMARY_NAME", "RUN_NAME", "RECIPE_NAME", "MetricsLo
            "clear_run_dir", "copy_recipe", "default_run_dir", "jsonable", "write_run_description"]
 
 METRICS_NAME = "metrics.jsonl"
-SUMMARY_NAME = "training_summary.json"
+SUMMARY_NAME = TRAINING_SUMMARY_NAME
 RUN_NAME = "run.json"
 RECIPE_NAME = "recipe.yaml"
 
