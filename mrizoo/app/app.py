@@ -34,7 +34,7 @@ _SESSIONS = Path(os.environ.get("MRIZOO_APP_DIR") or Path(tempfile.gettempdir())
 
 def _gradio() -> Any:
     try:
-        # optional: only this path needs it
+        # optional (the app extra), and seconds to import: only the web app needs it
         import gradio as gr
     except ImportError:
         raise InputError("the web app needs gradio", field="app", expected='pip install "mrizoo[app]"',

@@ -29,13 +29,11 @@ from mrizoo.hub.upload import upload_folder, validate_branch, validate_repo_id
 from mrizoo.models.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, read_config
 from mrizoo.models.provenance import TRAINING_SUMMARY_NAME, CheckpointFacts, TrainingSummary, load_training_summary
 from mrizoo.results import RUN_RESULTS_NAME, EvaluationResults, load_results
+from mrizoo.train.run_folder import MODEL_DIR, RECIPE_NAME, RUN_NAME
 from mrizoo.zoo.entry import ModelEntry, WeightsSource
 
 __all__ = ["PushResult", "check_checkpoint", "checkpoint_folder", "stage_checkpoint", "push_checkpoint"]
 
-RUN_META_NAME = "run.json"
-RUN_RECIPE_NAME = "recipe.yaml"
-RUN_MODEL_DIR = "model"
 
 
 @dataclass(frozen=True)
@@ -58,26 +56,26 @@ def checkpoint_folder(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
     checkpoint ``RUN_DIR/model``; ``RUN_DIR/model`` itself is recognised as part of its run.
     """
     src = Path(path)
-    if not (src / CONFIG_NAME).is_file() and (src / RUN_MODEL_DIR / CONFIG_NAME).is_file():
-        return src / RUN_MODEL_DIR, src
-    if src.name == RUN_MODEL_DIR and (src.parent / RUN_META_NAME).is_file():
+    if not (src / CONFIG_NAME).is_file() and (src / MODEL_DIR / CONFIG_NAME).is_file():
+        return src / MODEL_DIR, src
+    if src.name == MODEL_DIR and (src.parent / RUN_NAME).is_file():
         return src, src.parent
     return src, None
 
 
 def _run_meta(run: Path | None) -> dict[str, Any]:
-    if run is None or not (run / RUN_META_NAME).is_file():
+    if run is None or not (run / RUN_NAME).is_file():
         return {}
     try:
-        doc = json.loads((run / RUN_META_NAME).read_text())
+        doc = json.loads((run / RUN_NAME).read_text())
     except (OSError, ValueError) as err:
-        raise InputError(f"unreadable run description ({err})", path=run / RUN_META_NAME) from None
+        raise InputError(f"unreadable run description ({err})", path=run / RUN_NAME) from None
     return doc if isinstance(doc, dict) else {}
 
 
 def _run_recipe_training(run: Path | None) -> dict[str, Any] | None:
     """The ``training:`` mapping of the recipe copy a run folder keeps (None without one)."""
-    path = None if run is None else run / RUN_RECIPE_NAME
+    path = None if run is None else run / RECIPE_NAME
     if path is None or not path.is_file():
         return None
     doc = read_yaml(path)
@@ -173,9 +171,9 @@ def stage_checkpoint(
     """
     src, run = checkpoint_folder(run_dir)
     if not (src / CONFIG_NAME).is_file():
-        if Path(run_dir).is_dir() and (Path(run_dir) / RUN_META_NAME).is_file():
+        if Path(run_dir).is_dir() and (Path(run_dir) / RUN_NAME).is_file():
             raise InputError("the run folder has no published model yet (the run did not finish)",
-                             path=Path(run_dir) / RUN_MODEL_DIR, expected="model/config.json written by mrizoo train")
+                             path=Path(run_dir) / MODEL_DIR, expected="model/config.json written by mrizoo train")
         read_config(src)  # the clear "not a checkpoint" error
     out = Path(staging)
     created = _prepare_dir(out)

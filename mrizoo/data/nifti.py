@@ -41,7 +41,7 @@ def is_nifti_path(path: str | os.PathLike[str]) -> bool:
 
 def _nibabel() -> Any:
     try:
-        # optional: only this path needs it
+        # imported on use: only NIfTI export needs it (a clear error for a broken install)
         import nibabel
     except ImportError:  # a dependency of mrizoo; only a broken install lacks it
         raise InputError("writing NIfTI needs nibabel", field="format",

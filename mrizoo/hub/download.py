@@ -25,6 +25,7 @@ from mrizoo.hub.layout import CONFIG_NAME, HF_HUB_PREFIX, WEIGHTS_NAME, sha256_f
 __all__ = [
     "HF_HUB_PREFIX", "HubLocation", "HubAccessError", "HubRepoNotFoundError", "HubRevisionNotFoundError",
     "HubFileNotFoundError", "WeightsNotCachedError", "ChecksumMismatchError", "FetchOptions", "parse_hub_spec",
+    "snapshot_commit",
     "fetch_hub_checkpoint", "hub_offline", "token_is_set", "hub_endpoint", "cached_zoo_repos",
     "delete_cached_repos", "quarantine_root",
 ]
@@ -85,9 +86,23 @@ class HubLocation:
     def config_filename(self) -> str:
         return posixpath.join(self.subfolder, CONFIG_NAME) if self.subfolder else CONFIG_NAME
 
+    @property
+    def repo_path(self) -> str:
+        """``org/repo[/subfolder]``: where in the Hub the checkpoint folder is."""
+        return f"{self.repo_id}/{self.subfolder}" if self.subfolder else self.repo_id
+
     def __str__(self) -> str:
-        sub = f"/{self.subfolder}" if self.subfolder else ""
-        return f"{self.repo_id}{sub}@{self.revision}"
+        return f"{self.repo_path}@{self.revision}"
+
+
+def snapshot_commit(folder: Path) -> str:
+    """The commit of a folder inside the Hugging Face cache (``.../snapshots/<commit>/...``), else ''."""
+    parts = folder.parts
+    if "snapshots" in parts:
+        i = len(parts) - 1 - parts[::-1].index("snapshots")
+        if i + 1 < len(parts):
+            return parts[i + 1]
+    return ""
 
 
 def parse_hub_spec(spec: str, revision: str | None = None) -> HubLocation:
@@ -110,10 +125,10 @@ def parse_hub_spec(spec: str, revision: str | None = None) -> HubLocation:
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` is in force (as huggingface_hub sees it)."""
     try:
-        # optional: only this path needs it
+        # imported on use: the package's submodules load lazily, and older versions lack this name
         from huggingface_hub import is_offline_mode
     except ImportError:  # older huggingface_hub
-        # optional: only this path needs it
+        # imported on use, as above
         from huggingface_hub import constants
 
         return bool(constants.HF_HUB_OFFLINE)
@@ -123,7 +138,7 @@ def hub_offline() -> bool:
 def token_is_set() -> bool | None:
     """Whether huggingface_hub has a token (``HF_TOKEN`` or a saved login); None when that cannot be told."""
     try:
-        # optional: only this path needs it
+        # imported on use: huggingface_hub's submodules load lazily
         from huggingface_hub import get_token
 
         return get_token() is not None

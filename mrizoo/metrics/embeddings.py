@@ -109,7 +109,7 @@ def _read_state_dict(weights: str | os.PathLike[str]) -> Mapping[str, torch.Tens
         raise InputError("weights file not found", path=path)
     try:
         if path.suffix == ".safetensors":
-            # optional: only this path needs it
+            # imported on use: only a safetensors weights file needs it
             from safetensors.torch import load_file
 
             return load_file(str(path))
@@ -125,7 +125,7 @@ def _read_state_dict(weights: str | os.PathLike[str]) -> Mapping[str, torch.Tens
 
 def _cached_hub_file(hub_id: str, cache_dir: str | os.PathLike[str] | None, allow_download: bool) -> Path:
     try:
-        # optional: only this path needs it
+        # imported on use: only a download of the VGG-16 weights needs it (a clear error if it is missing)
         from huggingface_hub import hf_hub_download
     except ImportError as err:
         raise WeightsUnavailableError(

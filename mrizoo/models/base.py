@@ -39,7 +39,7 @@ from huggingface_hub import HfApi
 from torch import nn
 
 from mrizoo.errors import InputError
-from mrizoo.hub.download import FetchOptions
+from mrizoo.hub.download import FetchOptions, snapshot_commit
 from mrizoo.hub.layout import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, spec_kind
 from mrizoo.hub.upload import Upload, upload_folder
 from mrizoo.models.adapt import AdaptConfig, adapt
@@ -131,10 +131,10 @@ class ReconModel(nn.Module):
         if spec_kind(repo_or_dir) == "hub":
             options = FetchOptions(token=token, cache_dir=cache_dir, local_files_only=local_files_only,
                                    force_download=force_download)
-            folder, digest, repo = hub_folder(spec, revision=revision, options=options)
+            folder, _, loc = hub_folder(spec, revision=revision, options=options)
             model, _ = load_folder(folder, map_location=map_location)
-            model.weights_source = {**model.weights_source, "kind": "hub", "location": repo,
-                                    "revision": folder.name if len(folder.name) == 40 else (revision or "main")}
+            model.weights_source = {**model.weights_source, "kind": "hub", "location": loc.repo_path,
+                                    "revision": snapshot_commit(folder) or loc.revision}
         else:
             path = Path(spec).expanduser()
             if not path.is_dir():

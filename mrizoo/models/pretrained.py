@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from mrizoo.errors import InputError
-from mrizoo.hub.download import FetchOptions, fetch_hub_checkpoint, parse_hub_spec
+from mrizoo.hub.download import FetchOptions, HubLocation, fetch_hub_checkpoint, parse_hub_spec
 from mrizoo.hub.layout import CONFIG_NAME, HF_HUB_PREFIX, WEIGHTS_NAME
 from mrizoo.models.checkpoint import load_weights, read_config, verify_weights, weights_source
 from mrizoo.models.registry import get_architecture
@@ -49,10 +49,10 @@ def load_folder(directory: str | os.PathLike[str], *,
 
 
 def hub_folder(spec: str, *, revision: str | None = None, options: FetchOptions = FetchOptions()
-               ) -> tuple[Path, str, str]:
-    """``(folder, weights sha256, repo)`` of a checkpoint in a Hub repo (``[hf-hub:]org/repo[/sub][@rev]``)."""
+               ) -> tuple[Path, str, HubLocation]:
+    """``(folder, weights sha256, location)`` of a checkpoint in a Hub repo (``[hf-hub:]org/repo[/sub][@rev]``)."""
     if not isinstance(spec, str) or not spec:
         raise InputError("not a Hub checkpoint reference", field="repo_or_dir", got=repr(spec))
     loc = parse_hub_spec(spec if spec.startswith(HF_HUB_PREFIX) else HF_HUB_PREFIX + spec, revision)
     folder, digest = fetch_hub_checkpoint(loc, what=f"{HF_HUB_PREFIX}{loc}", options=options)
-    return folder, digest, loc.repo_id + (f"/{loc.subfolder}" if loc.subfolder else "")
+    return folder, digest, loc

@@ -41,6 +41,7 @@ from mrizoo.study.schema import StudyInfo, StudySpec, load_study
 from mrizoo.train.data import POOL_ROOT_ENV
 from mrizoo.train.loop import TrainOptions, is_distributed_launch, train
 from mrizoo.train.plot import read_metrics
+from mrizoo.train.run_folder import METRICS_NAME, RUN_NAME
 from mrizoo.zoo.factory import load
 
 __all__ = ["StudyOptions", "StudyResult", "run_study", "default_out"]
@@ -153,7 +154,7 @@ def _check_out(out: Path, info: StudyInfo, options: StudyOptions) -> None:
 def _run_state(run: RunPlan) -> str:
     """``done`` (finished with this recipe), ``partial`` (a run of this recipe to resume), ``new``."""
     done = _read_json(run.run_dir / RUN_DONE)
-    meta = _read_json(run.run_dir / "run.json")
+    meta = _read_json(run.run_dir / RUN_NAME)
     if done and done.get("recipe_sha256") == run.recipe_sha256 and done.get("finished"):
         return "done"
     if meta is not None:
@@ -246,7 +247,7 @@ def _evaluate_run(run: RunPlan, sets: list[Any], spec: StudySpec) -> dict[str, d
 
 
 def _history(run: RunPlan) -> list[dict[str, Any]]:
-    path = run.run_dir / "metrics.jsonl"
+    path = run.run_dir / METRICS_NAME
     rows = []
     for r in read_metrics(path) if path.is_file() else []:
         if r.get("kind") != "val":

@@ -22,7 +22,7 @@ from mrizoo.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from mrizoo.models.provenance import TrainingSummary
 from mrizoo.train.plot import plot_metrics, read_metrics
 from mrizoo.train.recipe import RecipeInfo, TrainingRecipe
-from mrizoo.train.run_folder import METRICS_NAME, SUMMARY_NAME, jsonable
+from mrizoo.train.run_folder import METRICS_NAME, MODEL_DIR, SUMMARY_NAME, jsonable
 from mrizoo.train.task_base import Task
 from mrizoo.zoo.local import local_zoo_dir
 from mrizoo.zoo.registry import REGISTRY
@@ -123,7 +123,7 @@ def publish_run(spec: TrainingRecipe, info: RecipeInfo, task: Task, state: Any, 
     if selected is None or not (source / CONFIG_NAME).is_file():
         save_pretrained(task.eval_model(), source, recipe_file=info.path, overwrite=True,
                         extra={"training_recipe": info.name, "training_step": state.step})
-    model_dir = copy_checkpoint(source, run_dir / "model", {SUMMARY_NAME: summary_text})
+    model_dir = copy_checkpoint(source, run_dir / MODEL_DIR, {SUMMARY_NAME: summary_text})
     plot_metrics(read_metrics(run_dir / METRICS_NAME), run_dir / "metrics.png",
                  selected_step=None if selected is None else int(selected["step"]),
                  stop_step=state.step if state.stopped else None,

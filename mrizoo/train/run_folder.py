@@ -19,13 +19,14 @@ from mrizoo.models.provenance import TRAINING_SUMMARY_NAME
 from mrizoo.train.plot import read_metrics
 from mrizoo.train.recipe import RecipeInfo
 
-__all__ = ["METRICS_NAME", "SUMMARY_NAME", "RUN_NAME", "RECIPE_NAME", "MetricsLog", "check_run_dir",
+__all__ = ["METRICS_NAME", "SUMMARY_NAME", "RUN_NAME", "RECIPE_NAME", "MODEL_DIR", "MetricsLog", "check_run_dir",
            "clear_run_dir", "copy_recipe", "default_run_dir", "jsonable", "write_run_description"]
 
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = TRAINING_SUMMARY_NAME
 RUN_NAME = "run.json"
 RECIPE_NAME = "recipe.yaml"
+MODEL_DIR = "model"  # the selected weights of a finished run
 
 
 def default_run_dir(info: RecipeInfo, smoke: bool) -> Path:

@@ -28,6 +28,7 @@ from mrizoo.hub.download import (
     delete_cached_repos,
     fetch_hub_checkpoint,
     parse_hub_spec,
+    snapshot_commit,
 )
 from mrizoo.hub.layout import CONFIG_NAME, HF_HUB_PREFIX, spec_kind
 from mrizoo.models.checkpoint import read_config
@@ -67,20 +68,6 @@ class ResolvedCheckpoint:
         if self.origin == "hub" and self.hub_repo:
             return self.hub_repo
         return "" if self.folder is None else str(self.folder)
-
-
-def _snapshot_commit(folder: Path) -> str:
-    """The commit of a folder inside the Hugging Face cache (``.../snapshots/<commit>/...``), else ''."""
-    parts = folder.parts
-    if "snapshots" in parts:
-        i = len(parts) - 1 - parts[::-1].index("snapshots")
-        if i + 1 < len(parts):
-            return parts[i + 1]
-    return ""
-
-
-def _hub_repo(loc: HubLocation) -> str:
-    return loc.repo_id + (f"/{loc.subfolder}" if loc.subfolder else "")
 
 
 def no_weights_error(name: str) -> WeightsUnavailableError:
@@ -159,7 +146,7 @@ def _resolve_name(name: str, revision: str | None, prefer_local: bool) -> Resolv
         folder, digest = fetch_hub_checkpoint(loc, what=name)
         _check_arch(folder, name, entry.model.arch, "Hub", f"{HF_HUB_PREFIX}{loc}/{CONFIG_NAME}")
         return ResolvedCheckpoint(folder, "hub", f"hub {loc}", name, digest, loc.sha256 is not None,
-                                  _snapshot_commit(folder) or loc.revision, _hub_repo(loc))
+                                  snapshot_commit(folder) or loc.revision, loc.repo_path)
     up = fetch_upstream(name)
     return ResolvedCheckpoint(up.folder, "upstream", f"upstream {up.url} (converted)", name, up.sha256,
                               up.sha256_pinned)
@@ -177,7 +164,7 @@ def resolve_checkpoint(spec: str | os.PathLike[str], *, revision: str | None = N
         loc = parse_hub_spec(text, revision)
         folder, digest = fetch_hub_checkpoint(loc, what=f"{HF_HUB_PREFIX}{loc}")
         return ResolvedCheckpoint(folder, "hub", f"hub {loc}", None, digest, False,
-                                  _snapshot_commit(folder) or loc.revision, _hub_repo(loc))
+                                  snapshot_commit(folder) or loc.revision, loc.repo_path)
     path = Path(text).expanduser()
     if isinstance(spec, str) and (kind == "name" or text in registry.REGISTRY.names()):
         return _resolve_name(text, revision, prefer_local)  # a registered name wins over a folder of that name

@@ -77,7 +77,7 @@ def _is_mat73(path: Path) -> bool:
 
 def _scipy_io(path: Path) -> Any:
     try:
-        # optional: only this path needs it
+        # optional: scipy reads only MAT files before v7.3
         import scipy.io
     except ImportError:
         raise InputError("MAT files before v7.3 are read with scipy, which is not installed", path=path,

@@ -38,7 +38,7 @@ _AVERAGED = ("Ave", "Seg")
 
 def _twixtools() -> Any:
     try:
-        # optional: only this path needs it
+        # imported on use: only Siemens raw data needs it (a clear error if it is missing)
         import twixtools
     except ImportError:
         raise InputError("reading Siemens raw data needs the twixtools package", field="twixtools",
