@@ -122,8 +122,8 @@ def _function_imports() -> list[tuple[str, int, str, bool]]:
             for sub in ast.walk(node):
                 if isinstance(sub, (ast.Import, ast.ImportFrom)):
                     module = sub.module if isinstance(sub, ast.ImportFrom) else sub.names[0].name
-                    k = sub.lineno - 2  # a comment may head a block of imports
-                    while k >= 0 and lines[k].strip().startswith(("from ", "import ")):
+                    k = sub.lineno - 2  # a comment may head a block of imports (its groups split by blank lines)
+                    while k >= 0 and (lines[k].strip().startswith(("from ", "import ")) or not lines[k].strip()):
                         k -= 1
                     said = "#" in lines[sub.lineno - 1] or (k >= 0 and lines[k].strip().startswith("#"))
                     rows.append((str(path.relative_to(PACKAGE.parent)), sub.lineno, module or "", said))

@@ -32,21 +32,22 @@ import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from huggingface_hub import HfApi
 from torch import nn
 
 from mrizoo.errors import InputError
 from mrizoo.hub.download import FetchOptions, snapshot_commit
 from mrizoo.hub.layout import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, spec_kind
-from mrizoo.hub.upload import Upload, upload_folder
 from mrizoo.models.adapt import AdaptConfig, adapt
 from mrizoo.models.checkpoint import basic_card, save_pretrained
 from mrizoo.models.inputs import PosteriorSamples, check_inputs
 from mrizoo.models.pretrained import hub_folder, load_folder
 from mrizoo.physics.espirit import espirit_maps
+
+if TYPE_CHECKING:
+    from mrizoo.hub.upload import Upload
 
 __all__ = ["ReconModel", "PosteriorSamples", "check_inputs"]
 
@@ -106,6 +107,11 @@ class ReconModel(nn.Module):
         which makes no claims; ``mrizoo push`` publishes a zoo model with its full card). ``revision``: the branch
         (created when missing); ``token`` is used for this upload only and never shown.
         """
+        # imported on use: the Hub's upload client (httpx, trio) adds about 0.3 s to importing any model
+        from huggingface_hub import HfApi
+
+        from mrizoo.hub.upload import upload_folder
+
         api = HfApi(token=token) if token is not None else None
         with tempfile.TemporaryDirectory(prefix="mrizoo-push-") as tmp:
             folder = save_pretrained(self, Path(tmp) / "checkpoint")
