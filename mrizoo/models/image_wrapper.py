@@ -100,8 +100,12 @@ def zero_filled_rss(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     every other pixel, which the magnitude drops; so the RSS is taken of the plain inverse FFT
     and only the one real RSS image is shifted (the same values, one shift instead of two per coil).
     """
-    masked = kspace * mask.unsqueeze(1)
-    h, w = kspace.shape[-2:]
+    return _rss_image(kspace * mask.unsqueeze(1))
+
+
+def _rss_image(masked: torch.Tensor) -> torch.Tensor:
+    """:func:`zero_filled_rss` of k-space that is already zero outside its mask."""
+    h, w = masked.shape[-2:]
     if h % 2 or w % 2:
         return rss(ifft2c(masked)).unsqueeze(1)
     return fftshift2(rss(torch.fft.ifft2(masked, dim=(-2, -1), norm="ortho"))).unsqueeze(1)
@@ -122,7 +126,7 @@ def image_domain_reconstruct(
     :func:`unpad_destandardize`; returns the magnitude ``[B, H, W]`` (float32).
     """
     kspace, mask, _ = check_inputs(kspace, mask)
-    image = zero_filled_rss(kspace, mask)
+    image = _rss_image(kspace)  # check_inputs returns k-space that is zero outside the mask
     if isinstance(net, nn.Module):
         param = next(net.parameters(), None)
         if param is not None:
