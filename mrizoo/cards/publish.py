@@ -35,7 +35,6 @@ from mrizoo.zoo.entry import ModelEntry, WeightsSource
 __all__ = ["PushResult", "check_checkpoint", "checkpoint_folder", "stage_checkpoint", "push_checkpoint"]
 
 
-
 @dataclass(frozen=True)
 class PushResult:
     """What a push did (or, for a dry run, would do)."""

@@ -226,29 +226,32 @@ def _prepacked(conv: nn.Conv2d, x: torch.Tensor, part: tuple[int, int | None] = 
     parts = _PACKED.setdefault(conv, {})
     cached = parts.get(part)
     if cached is None or cached[0] != key:
-        weight = w if part == _ALL else w[:, part[0]:part[1]].contiguous()
+        weight = w[:, part[0] : part[1]].contiguous()  # the whole weight itself for _ALL
         packed = torch.ops.mkldnn._reorder_convolution_weight(weight, _ONE, _ONE, _ONE, 1, list(x.shape))
         cached = parts[part] = (key, packed)
     return cached[1]
 
 
+def _packed_conv(x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+    """3x3 convolution (padding 1, no bias) of ``x`` with a weight from :func:`_prepacked`."""
+    return torch.ops.mkldnn._convolution_pointwise(x, packed, None, _ONE, _ONE, _ONE, 1, "none", [], "")
+
+
 def _conv3x3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     packed = _prepacked(conv, x)
-    if packed is None:
-        return F.conv2d(x, conv.weight, padding=1)
-    return torch.ops.mkldnn._convolution_pointwise(x, packed, None, _ONE, _ONE, _ONE, 1, "none", [], "")
+    return F.conv2d(x, conv.weight, padding=1) if packed is None else _packed_conv(x, packed)
 
 
 def _conv3x3_pair(up: torch.Tensor, skip: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv(cat([up, skip]))`` without the concatenation: the skip's half of the weight, then
     the up-sampled half accumulated into the same output by oneDNN (a sum post-op)."""
     c = up.shape[1]
-    first, second = _prepacked(conv, up, (0, c)), _prepacked(conv, skip, (c, None))
-    if first is None or second is None or not _SUM_OP:
+    first = _prepacked(conv, up, (0, c)) if _SUM_OP else None
+    second = _prepacked(conv, skip, (c, None)) if first is not None else None
+    if second is None:
         return _conv3x3(torch.cat([up, skip], dim=1), conv)
-    y = torch.ops.mkldnn._convolution_pointwise(skip, second, None, _ONE, _ONE, _ONE, 1, "none", [], "")
-    return torch.ops.mkldnn._convolution_pointwise_.binary(y, up, first, None, _ONE, _ONE, _ONE, 1, "add", 1.0,
-                                                           None, [], None)
+    return torch.ops.mkldnn._convolution_pointwise_.binary(_packed_conv(skip, second), up, first, None, _ONE, _ONE,
+                                                           _ONE, 1, "add", 1.0, None, [], None)
 
 
 def _fast_block(x: torch.Tensor, block: ConvBlock, skip: torch.Tensor | None = None) -> torch.Tensor:
