@@ -224,3 +224,43 @@ def test_step_wise_tune_follows_eq_23_logs_the_ratio_and_resumes_exactly(tmp_pat
     train(recipe, TrainOptions(out=cut, progress=False, install=False, resume=True))
     resumed = [json.loads(line) for line in (cut / "metrics.jsonl").read_text().splitlines()]
     assert [r["beta_sd"] for r in resumed if r["kind"] == "train"] == [r["beta_sd"] for r in steps]
+
+
+def test_the_step_wise_tune_measures_the_ratio_that_evaluate_reports() -> None:
+    """The auto-tune's E_1/E_P is Prop. 3.3's ratio of the calibration metrics: magnitude samples as
+    ``sample`` returns them, their mean as the estimate, squared errors pooled over the batches."""
+    from types import SimpleNamespace
+
+    from mrizoo.masks import create_mask
+    from mrizoo.metrics.calibration import calibration
+    from mrizoo.models.rcgan import RCGAN
+    from mrizoo.models.rcgan_nets import RCGANConfig
+    from mrizoo.physics import ifft2c, rss
+    from mrizoo.train.task_rcgan import tune_ratio
+
+    torch.manual_seed(0)
+    model = RCGAN(RCGANConfig(in_coils=2, chans=4, depth=2, disc_chans=(4, 4), disc_input_size=None,
+                              reconstruct_samples=2, coil_combine="rss"))
+    model.train()
+    mask = create_mask("equispaced_fraction", (32, 32), seed=0, acceleration=4, center_fraction=0.08).mask
+    batches = []
+    for scale in (1.0, 3.0):  # two batches with different data ranges
+        full = scale * torch.randn(2, 3, 32, 32, dtype=torch.complex64)
+        batches.append((SimpleNamespace(kspace=full * mask, mask=mask, target=rss(ifft2c(full))), None))
+
+    got = tune_ratio(model, batches, 4, torch.Generator().manual_seed(5))
+    assert model.training  # the mode is restored
+
+    model.eval()
+    gen = torch.Generator().manual_seed(5)  # the same draws, one batch after the other
+    draws = [model.sample(b.kspace, b.mask, n=4, generator=gen).samples for b, _ in batches]
+    single = err = 0.0
+    for d, (b, _) in zip(draws, batches):  # errors in units of each batch's data range, then pooled
+        x = b.target / b.target.max()
+        s = d / b.target.max()
+        single += float(((s - x) ** 2).mean(0).sum())
+        err += float(((s.mean(0) - x) ** 2).sum())
+    assert got == pytest.approx(single / err, rel=1e-5)
+    assert got > 1.0
+    one = tune_ratio(model, batches[:1], 4, torch.Generator().manual_seed(5))
+    assert one == pytest.approx(calibration(draws[0], batches[0][0].target).prop33_ratio, rel=1e-5)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mrizoo.data.slices import SampleBatch, collate_samples
+from mrizoo.metrics.calibration import calibration_stats
 from mrizoo.models.rcgan import build_rcgan_discriminator, rcgan_input
 from mrizoo.train.data import derive_seed
 from mrizoo.train.gan_losses import (
@@ -31,7 +32,7 @@ from mrizoo.train.gan_tuning import BetaAdvSchedule, BetaSDTuner
 from mrizoo.train.recipe import GANParams, RCGANParams, TrainingRecipe, loss_params
 from mrizoo.train.task_base import Prediction, Task, crop_to, make_optimizer, to_device
 
-__all__ = ["RCGANTask", "pair_critic"]
+__all__ = ["RCGANTask", "pair_critic", "tune_ratio"]
 
 
 def pair_critic(config: Any) -> nn.Module:
@@ -41,6 +42,29 @@ def pair_critic(config: Any) -> nn.Module:
     first = critic.initial_layers[0]
     critic.initial_layers[0] = nn.Conv2d(3 * config.image_chans, first.out_channels, 3, padding=1)
     return critic
+
+
+@torch.no_grad()
+def tune_ratio(model: nn.Module, batches: list[tuple[SampleBatch, torch.Tensor | None]], p: int,
+               generator: torch.Generator) -> float:
+    """Prop. 3.3's ``E_1 / E_P`` of ``p`` samples per slice of ``batches`` (``(batch, maps)``), in eval mode.
+
+    Defined as ``mrizoo evaluate`` and the demo define it (:mod:`mrizoo.metrics.calibration`): the
+    samples as ``model.sample`` returns them (coil-combined magnitude), their mean as the P-sample
+    estimate, errors pooled over every pixel, so the tune aims at the ratio that is reported.
+    """
+    was_training = model.training
+    model.eval()
+    stats = None
+    try:
+        for batch, maps in batches:
+            target = batch.target.float()
+            draws = model.sample(batch.kspace, batch.mask, maps, n=p, generator=generator).samples
+            part = calibration_stats(crop_to(draws, target).float().cpu(), target.cpu())
+            stats = part if stats is None else stats.merge(part)
+    finally:
+        model.train(was_training)
+    return math.inf if stats is None else stats.summary().prop33_ratio
 
 
 class RCGANTask(Task):
@@ -189,27 +213,10 @@ class RCGANTask(Task):
                 maps = model._maps(batch.kspace, None)  # once: ESPIRiT is slow next to the generator
             self._tune_set.append((batch, maps))
 
-    @torch.no_grad()
     def _tune_ratio(self) -> float:
-        """Prop. 3.3's ``E_1 / E_P`` of ``p_val`` samples on the fixed batch (eval mode, fixed codes)."""
-        model = self.accelerator.unwrap_model(self.gen)
-        was_training = model.training
-        model.eval()
-        p = self.params.p_val
+        """Prop. 3.3's ``E_1 / E_P`` of ``p_val`` samples on the fixed batch (fixed codes)."""
         gen = torch.Generator().manual_seed(derive_seed(self.recipe.seed, "autotune"))
-        e1 = ep = 0.0
-        try:
-            for batch, maps in self._tune_set:
-                coil = model.sample_coil_images(batch.kspace, batch.mask, p, gen)
-                target = batch.target.float()
-                for i in range(p):
-                    one = crop_to(model._combine(coil[i], batch.kspace, maps), batch.target).float()
-                    e1 += float(((one - target) ** 2).sum()) / p
-                mean = crop_to(model._combine(coil.mean(0), batch.kspace, maps), batch.target).float()
-                ep += float(((mean - target) ** 2).sum())
-        finally:
-            model.train(was_training)
-        return e1 / ep if ep > 0 else math.inf
+        return tune_ratio(self.accelerator.unwrap_model(self.gen), self._tune_set, self.params.p_val, gen)
 
     # -- validation ----------------------------------------------------------------------
     @torch.no_grad()
