@@ -296,7 +296,11 @@ def test_posterior_calibration_section_covers_every_set_that_has_it() -> None:
              "prop33_ratio": 1.0017, "prop33_target": 16 / 9, "calib_rms_std": 0.0033, "calib_rmse": 0.0749}
     results = EvaluationResults(model="rcgan-brain-r4", datasets=(
         DatasetResult("pool val", "in", 4, "equispaced_fraction", 3, 24,
-                      {"ssim": 0.8, "psnr": 30.0, "nmse": 0.01, **calib, "var_error_ratio": 1.1}, samples=32),
+                      {"ssim": 0.8, "psnr": 30.0, "nmse": 0.01, **calib, "var_error_ratio": 1.1, "coverage_2sd": 0.93},
+                      samples=32),
+        DatasetResult("pool test", "in", 4, "equispaced_fraction", 3, 24,
+                      {"ssim": 0.8, "psnr": 30.0, "nmse": 0.01, **calib, "var_error_ratio": 0.96, "coverage_2sd": 0.71},
+                      samples=32),
         DatasetResult("real brain", "out", 4, "equispaced_fraction", 1, 1,
                       {"ssim": 0.57, "psnr": 22.5, "nmse": 0.07, **calib}, samples=32),
         DatasetResult("real knee", "out", 4, "equispaced_fraction", 1, 1, {"ssim": 0.7, "psnr": 28.0, "nmse": 0.03}),
@@ -304,10 +308,12 @@ def test_posterior_calibration_section_covers_every_set_that_has_it() -> None:
     text = render_card(info("rcgan-brain-r4"), results=results)
     section = _section(text, "## Posterior calibration")
     rows = [line for line in section.splitlines() if line.startswith("| ") and "Dataset" not in line]
-    assert [r.split(" | ")[0] for r in rows] == ["| pool val", "| real brain"]
+    assert [r.split(" | ")[0] for r in rows] == ["| pool val", "| pool test", "| real brain"]
     assert "| 1.1 |" in rows[0] and rows[0].endswith("| calibrated |")
-    assert "| 0.0022 | 4.3% | 9.7% | 1.002 / 1.778 |" in rows[1]
-    assert "overconfident: std 21.3x too small" in rows[1]
+    # a pooled ratio in the band with the spread where the error is not: not called calibrated
+    assert "| 0.96 |" in rows[1] and rows[1].endswith("| right size on average, misplaced: 71% within 2σ |")
+    assert "| 0.0022 | 4.3% | 9.7% | 1.002 / 1.778 |" in rows[2]
+    assert "overconfident: std 21.3x too small" in rows[2]
     header = next(line for line in _section(text, "## Evaluation").splitlines() if line.startswith("| Dataset"))
     assert "var_error_ratio" not in header and "coverage" not in header
     assert "## Posterior calibration" not in render_card(info("rcgan-brain-r4"), results=_result("rcgan-brain-r4"))
