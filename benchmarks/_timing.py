@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -92,3 +93,20 @@ def real_brain_case(mask: str = "columns") -> tuple[torch.Tensor, torch.Tensor, 
         under = full * sampled
         maps = espirit_maps(under, calib_width=low)
     return under, sampled, maps, f"brain_t1_8ch_full {c} x {h} x {w}, {mask} mask"
+
+
+def classical_args(doc: str, *, iters: tuple[int, str], lam: tuple[float, str], repeats: int) -> argparse.Namespace:
+    """Parsed options of a classical-solver benchmark against sigpy on :func:`real_brain_case`:
+    ``--iters``, ``--lam`` and ``--repeats`` (defaults and help as given), ``--threads`` (set here)
+    and ``--mask``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--iters", type=int, default=iters[0], help=iters[1])
+    parser.add_argument("--lam", type=float, default=lam[0], help=lam[1])
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed runs of each (median)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
+    parser.add_argument("--mask", choices=("columns", "poisson"), default="columns",
+                        help="4x equispaced columns, or the real Poisson-disc sampled file")
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    return args

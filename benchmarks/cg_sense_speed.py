@@ -11,27 +11,16 @@ stop). Timed alternately in one process (median); prints both times, the ratio m
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
 
-from _timing import interleaved_medians, real_brain_case  # noqa: E402  (puts the checkout on sys.path)
+from _timing import classical_args, interleaved_medians, real_brain_case  # noqa: E402  (puts the checkout on sys.path)
 
 from mrizoo.classical.cg_sense import CGSenseConfig, cg_sense  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=30, help="CG iterations for both")
-    parser.add_argument("--lam", type=float, default=1e-2, help="Tikhonov weight")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (median)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    parser.add_argument("--mask", choices=("columns", "poisson"), default="columns",
-                        help="4x equispaced columns, or the real Poisson-disc sampled file")
-    args = parser.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    args = classical_args(__doc__, iters=(30, "CG iterations for both"), lam=(1e-2, "Tikhonov weight"), repeats=5)
 
     case = real_brain_case(args.mask)
     if case is None:

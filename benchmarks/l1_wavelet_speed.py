@@ -15,28 +15,18 @@ not bit for bit).
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
 
-from _timing import interleaved_medians, real_brain_case  # noqa: E402  (puts the checkout on sys.path)
+from _timing import classical_args, interleaved_medians, real_brain_case  # noqa: E402  (puts the checkout on sys.path)
 
 from mrizoo.classical.l1_wavelet import L1WaveletConfig, l1_wavelet  # noqa: E402
 from mrizoo.physics.operators import adjoint_op  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=100, help="FISTA iterations for both")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (median)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    parser.add_argument("--lam", type=float, default=2e-3, help="relative weight (x max|A^H y|)")
-    parser.add_argument("--mask", choices=("columns", "poisson"), default="columns",
-                        help="4x equispaced columns, or the real Poisson-disc sampled file")
-    args = parser.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    args = classical_args(__doc__, iters=(100, "FISTA iterations for both"),
+                          lam=(2e-3, "relative weight (x max|A^H y|)"), repeats=3)
 
     case = real_brain_case(args.mask)
     if case is None:
