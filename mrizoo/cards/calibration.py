@@ -82,7 +82,8 @@ def section_calibration(results: EvaluationResults | None) -> str | None:
         "samples (68.3% / 95.4% when calibrated); *E1/EP* is the squared error of one sample over that of "
         f"the P-sample mean, 2P/(P+1) when calibrated (Bendel et al. 2023, Prop. 3.3). Called calibrated "
         f"when variance / error lies in [{lo:g}, {hi:g}] and at least {MIN_COVERAGE_2SD:.0%} of pixels lie within "
-        "2σ (a ratio in that band with fewer: a spread of the right size in the wrong places). RMS std and RMSE are fractions of the data range.",
+        "2σ (a ratio in that band with fewer: a spread of the right size in the wrong places). RMS std and "
+        "RMSE are fractions of the data range.",
         "",
         *lines,
     ])

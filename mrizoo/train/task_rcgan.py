@@ -58,9 +58,8 @@ def tune_ratio(model: nn.Module, batches: list[tuple[SampleBatch, torch.Tensor |
     stats = None
     try:
         for batch, maps in batches:
-            target = batch.target.float()
             draws = model.sample(batch.kspace, batch.mask, maps, n=p, generator=generator).samples
-            part = calibration_stats(crop_to(draws, target).float().cpu(), target.cpu())
+            part = calibration_stats(draws.float().cpu(), batch.target.float().cpu())  # crops to the target
             stats = part if stats is None else stats.merge(part)
     finally:
         model.train(was_training)
