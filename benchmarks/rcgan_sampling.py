@@ -113,7 +113,7 @@ def _plain_sample(model, kspace, mask, maps, n, generator) -> PosteriorSamples: 
     out = out[..., top : top + h, left : left + w].reshape(n, b, 2 * c, h, w) * std + mean
     coil_images = torch.complex(out[:, :, :c].float(), out[:, :, c:].float())
     images = ifft2c(_data_consistency(coil_images, kspace, mask))
-    return PosteriorSamples.from_samples(model._combine(images, kspace, maps))
+    return PosteriorSamples.from_samples(model.combine_samples(images, kspace, maps))
 
 
 if __name__ == "__main__":

@@ -111,6 +111,14 @@ def test_cards_describe_the_task_of_each_kind_of_entry() -> None:
     assert "exactly 8 coils" in rcgan and "| Acceleration | 8x |" in rcgan and "`gro`" in rcgan
     assert "model.sample(" in _section(rcgan, "## How to use")
 
+    # the demo models: the masks their recipes mix, the range of matrix sizes, any coil count
+    varnet = _section(card_path("varnet-mini-r4", CARDS).read_text(), "## Limitations and intended use")
+    assert "`equispaced_fraction` (4x), `random` (4x) and `poisson2d` (4x, 8x) masks" in varnet
+    assert "Trained on 192x160 to 240x192 images" in varnet and "Trained for 4x" not in varnet
+    mini = card_path("rcgan-mini-r4", CARDS).read_text()
+    assert "exactly 8 coils" not in mini and "any number of coils" in _section(mini, "## What the model does")
+    assert "score it against RSS references" in mini and "MVUE references" not in mini.split("## Limitations")[1]
+
     upstream = card_path("varnet-fastmri-brain", CARDS).read_text()
     url = info("varnet-fastmri-brain").weights.url
     assert url in _section(upstream, "## Training procedure")

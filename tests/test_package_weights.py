@@ -144,8 +144,9 @@ def _pooled_corr(a: torch.Tensor, b: torch.Tensor, size: int = 8) -> float:
 
 def test_rcgan_mini_posterior_in_distribution(scan: dict, offline_home: Path) -> None:
     """A simulated coil array on the real image: the posterior spread is of the size of the error (not
-    collapsed), and large where the mean is wrong; the mean is no worse than zero-filling (this demo-size
-    generator, 2,170 CPU steps, barely improves on it: the card says so)."""
+    collapsed), and large where the mean is wrong; the mean (of samples projected onto their mean's coil
+    profile) beats zero-filling in PSNR and SSIM (this demo-size generator, 2,520 CPU steps, gains little
+    more: the card says so)."""
     from mrizoo.data.synthetic import birdcage_maps, simulate_multicoil, smooth_phase
     from mrizoo.physics import ifft2c, rss
 
@@ -162,12 +163,13 @@ def test_rcgan_mini_posterior_in_distribution(scan: dict, offline_home: Path) ->
 
     m = evaluate_volume(target[None], post.mean)
     zf = evaluate_volume(target[None], rss(ifft2c(kspace))[None])
-    assert m["psnr"] > zf["psnr"] - 0.5, (m, zf)  # measured: 23.52 vs 21.93 dB
+    assert m["psnr"] > zf["psnr"] + 1.0, (m, zf)  # measured: 23.99 vs 21.93 dB
+    assert m["ssim"] > zf["ssim"] + 0.03, (m, zf)  # measured: 0.682 vs 0.611
     cal = calibration(post.samples[:, 0], target)
-    # measured: variance/error 0.76, 71.8% / 94.7% of pixels within 1 / 2 std (a collapsed sampler: ~0.002, ~9%)
+    # measured: variance/error 0.65, 71.4% / 92.7% of pixels within 1 / 2 std (a collapsed sampler: ~0.002, ~9%)
     assert 0.25 < cal.var_error_ratio < 4 and cal.coverage_2sd > 0.8, cal
     corr = _pooled_corr((post.mean[0] - target).abs(), post.std[0])
-    assert corr > 0.35  # measured 0.63
+    assert corr > 0.35  # measured 0.62
 
 
 def test_rcgan_mini_on_the_real_scan_is_out_of_distribution_but_sane(scan: dict, offline_home: Path) -> None:

@@ -126,21 +126,36 @@ def test_normalisation_is_undone() -> None:
     torch.testing.assert_close(x2, 7.5 * x1, rtol=1e-4, atol=1e-4 * float(x1.abs().max()))
 
 
-def test_reconstruct_averages_samples_and_sense_combines() -> None:
-    model = _tiny(reconstruct_samples=3, coil_combine="sense")
+def test_reconstruct_is_the_mean_of_the_combined_samples() -> None:
+    """``reconstruct`` = ``sample(...).mean`` = the mean of the samples combined per ``coil_combine``
+    (numpy oracles for SENSE, RSS and the projection onto the mean's coil profile)."""
     k, mask = _data()
     g = np.random.default_rng(0)
     maps = torch.tensor(g.standard_normal((2, 4, 30, 21)) + 1j * g.standard_normal((2, 4, 30, 21)),
                         dtype=torch.complex64)
-    rec = model.reconstruct(k, mask, maps, generator=torch.Generator().manual_seed(9))
-    assert rec.shape == (2, 30, 21) and rec.dtype == torch.float32
-    coil = model.sample_coil_images(k, mask, n=3, generator=torch.Generator().manual_seed(9)).mean(0).numpy()
-    m = maps.numpy()
-    expected = np.abs((m.conj() * coil).sum(1) / np.sqrt((np.abs(m) ** 2).sum(1)))
-    np.testing.assert_allclose(rec.numpy(), expected, rtol=1e-4, atol=1e-6 * expected.max())
-    rss_model = _tiny(reconstruct_samples=3)
-    rec_rss = rss_model.reconstruct(k, mask, generator=torch.Generator().manual_seed(9))
-    np.testing.assert_allclose(rec_rss.numpy(), np.sqrt((np.abs(coil) ** 2).sum(1)), rtol=1e-4, atol=1e-6)
+    seeded = lambda: torch.Generator().manual_seed(9)  # noqa: E731
+    coil = _tiny(reconstruct_samples=3).sample_coil_images(k, mask, n=3, generator=seeded()).numpy()
+    m = maps.numpy()[None]
+    mean = coil.mean(0)
+    norm = np.sqrt((np.abs(mean) ** 2).sum(1))
+    oracles = {
+        "sense": np.abs((m.conj() * coil).sum(2) / np.sqrt((np.abs(m) ** 2).sum(2))),
+        "rss": np.sqrt((np.abs(coil) ** 2).sum(2)),
+        "projected": ((mean.conj() / norm[:, None])[None] * coil).sum(2).real,
+    }
+    for how, per_sample in oracles.items():
+        model = _tiny(reconstruct_samples=3, coil_combine=how)
+        post = model.sample(k, mask, maps, n=3, generator=seeded())
+        np.testing.assert_allclose(post.samples.numpy(), per_sample, rtol=1e-4, atol=1e-5 * per_sample.max())
+        rec = model.reconstruct(k, mask, maps, generator=seeded())
+        assert rec.shape == (2, 30, 21) and rec.dtype == torch.float32
+        torch.testing.assert_close(rec, post.mean)
+        np.testing.assert_allclose(rec.numpy(), per_sample.mean(0), rtol=1e-4, atol=1e-5 * per_sample.max())
+    # the projection is linear: its mean is the RSS of the mean coil images (the complex average)
+    np.testing.assert_allclose(oracles["projected"].mean(0), norm, rtol=1e-4, atol=1e-5 * norm.max())
+    # and one sample projected onto itself is its RSS
+    one = _tiny(coil_combine="projected").sample(k, mask, n=1, generator=seeded()).samples
+    np.testing.assert_allclose(one.numpy(), oracles["rss"][:1], rtol=1e-4, atol=1e-5 * norm.max())
 
 
 @pytest.mark.parametrize("coils", [6, 4, 2, 1])

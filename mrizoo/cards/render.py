@@ -30,7 +30,7 @@ from mrizoo.cards.checks import check_checkpoint
 from mrizoo.cards.inputs import CARDS_DIR, PoolDescription, card_path, recipe_training_section, training_path
 from mrizoo.cards.scores import eval_results, section_evaluation
 from mrizoo.cards.sections import section_data, section_training, section_what
-from mrizoo.cards.text import accelerations, cite, family, image_size, is_posterior
+from mrizoo.cards.text import accelerations, cite, family, image_size, is_posterior, trained_masks
 from mrizoo.errors import InputError
 from mrizoo.models.provenance import CheckpointFacts, TrainingSummary, load_training_summary
 from mrizoo.models.registry import ARCHITECTURES
@@ -132,6 +132,7 @@ def build_model_card(
         family=family(entry),
         accelerations=accelerations(entry),
         image_size=image_size(entry),
+        mask_mix=trained_masks(recipe_training),
         cite=cite(entry),
         what=section_what(entry, config, arch.description if arch else "custom architecture", load_spec),
         training_data=section_data(entry, pool, recipe_training),

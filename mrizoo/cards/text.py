@@ -79,6 +79,20 @@ def accelerations(entry: ModelEntry) -> str:
     return " and ".join(f"{fmt_num(a)}x" for a in acc)
 
 
+def trained_masks(recipe_training: dict[str, Any] | None) -> str | None:
+    """The mask families and accelerations a recipe mixes in training (``masks.mix``), e.g.
+    ``"`equispaced_fraction` (4x), `poisson2d` (4x, 8x)"``; None without a mix."""
+    masks = (recipe_training or {}).get("masks")
+    mix = masks.get("mix") if isinstance(masks, dict) else None
+    if not mix:
+        return None
+    parts = []
+    for m in [masks, *mix]:
+        acc = ", ".join(f"{fmt_num(float(a))}x" for a in (m.get("accelerations") or [4.0]))
+        parts.append(f"`{m.get('type', 'equispaced_fraction')}` ({acc})")
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def mask_text(entry: ModelEntry) -> str:
     t = entry.task
     if t.mask is None:
@@ -109,8 +123,12 @@ def anatomy_text(entry: ModelEntry) -> str:
 
 
 def image_size(entry: ModelEntry) -> str | None:
-    m = re.search(r"(\d+)\s*x\s*(\d+)", entry.task.data)
-    return f"{m.group(1)}x{m.group(2)}" if m else None
+    """The training matrix size named in ``task.data``: ``"320x320"``, or a range ``"192x160 to 240x192"``."""
+    m = re.search(r"(\d+)\s*x\s*(\d+)(?:\s*(?:-|to)\s*(\d+)\s*x\s*(\d+))?", entry.task.data)
+    if not m:
+        return None
+    size = f"{m.group(1)}x{m.group(2)}"
+    return size if m.group(3) is None else f"{size} to {m.group(3)}x{m.group(4)}"
 
 
 def weights_line(entry: ModelEntry) -> str:

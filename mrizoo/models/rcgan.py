@@ -18,9 +18,20 @@ mapped back to the physical coils (``A^H``) before the measured samples are put 
 samples, maps and data consistency always live in the scan's own coils.
 :func:`rcgan_input` is the one input preparation that training and inference share.
 
-Coil combination of the samples: SENSE with the given maps (or ESPIRiT maps estimated from
-the central 16 k-space lines with kernel 6 and crop 0.70, as in the paper's evaluation) when
-``coil_combine="sense"``, RSS when ``coil_combine="rss"``.
+Coil combination of the samples (``coil_combine``), each to a magnitude image:
+
+- ``"sense"``: SENSE with the given maps, or ESPIRiT maps estimated from the central 16 k-space
+  lines with kernel 6 and crop 0.70, as in the paper's evaluation (for MVUE-style references);
+- ``"rss"``: root-sum-of-squares of each sample's coil images;
+- ``"projected"``: each sample's coil images projected onto the unit coil profile of the
+  samples' mean, ``Re <xbar / |xbar|, x_i>`` per pixel (``|xbar|`` its RSS). The projection is
+  linear, so the mean of the combined samples is exactly the RSS of the mean coil images: the
+  P-sample average of Bendel et al. (the average of the complex samples, then combined), scored
+  like RSS references. A single sample carries its spread along the mean's profile only, not
+  the noise floor that the RSS of each sample adds (pure-noise pixels may come out negative).
+
+The reported estimate is always the mean of the combined samples (``sample(...).mean``), and
+``reconstruct`` returns that same mean of ``reconstruct_samples`` samples.
 """
 
 from __future__ import annotations
@@ -288,10 +299,18 @@ class RCGAN(ReconModel):
 
         return espirit_maps(kspace, calib_width=16, kernel_width=6, crop=0.70)
 
-    def _combine(self, coil_images: torch.Tensor, kspace: torch.Tensor,
-                 maps: torch.Tensor | None) -> torch.Tensor:
-        if self.config.coil_combine == "rss":
+    def combine_samples(self, coil_images: torch.Tensor, kspace: torch.Tensor,
+                        maps: torch.Tensor | None) -> torch.Tensor:
+        """Coil images of ``n`` samples ``[n, B, C, H, W]`` -> magnitude images ``[n, B, H, W]``,
+        by the config's ``coil_combine`` (see the module docstring)."""
+        how = self.config.coil_combine
+        if how == "rss":
             return rss(coil_images)
+        if how == "projected":
+            mean = coil_images.mean(0)
+            norm = rss(mean)
+            profile = mean / norm.clamp_min(torch.finfo(norm.dtype).tiny).unsqueeze(-3)
+            return (profile.conj().unsqueeze(0) * coil_images).sum(-3).real
         maps = self._maps(kspace, maps).to(coil_images.device)
         return sense_combine(coil_images, maps.expand_as(coil_images)).abs()
 
@@ -302,16 +321,14 @@ class RCGAN(ReconModel):
         """``n`` posterior samples, coil-combined to magnitude images ``[n, B, H, W]``."""
         kspace, mask, maps = check_inputs(kspace, mask, maps)
         coil_images = self.sample_coil_images(kspace, mask, n, generator)
-        return PosteriorSamples.from_samples(self._combine(coil_images, kspace, maps))
+        return PosteriorSamples.from_samples(self.combine_samples(coil_images, kspace, maps))
 
     def reconstruct(
         self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None,
         *, generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Magnitude of the coil-combined mean of ``reconstruct_samples`` complex samples."""
-        kspace, mask, maps = check_inputs(kspace, mask, maps)
-        coil_images = self.sample_coil_images(kspace, mask, self.config.reconstruct_samples, generator)
-        return self._combine(coil_images.mean(0), kspace, maps)
+        """The mean of ``reconstruct_samples`` combined samples: ``sample(...).mean``."""
+        return self.sample(kspace, mask, maps, self.config.reconstruct_samples, generator=generator).mean
 
 
 def build_rcgan(config: RCGANConfig | None = None) -> RCGAN:

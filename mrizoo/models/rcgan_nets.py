@@ -35,7 +35,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from mrizoo.errors import InputError
 
 __all__ = ["RCGANConfig", "RCGANGenerator", "RCGANDiscriminator", "fold_batch_norms", "RCGAN_BENDEL2023",
-           "RCGAN_TINY"]
+           "RCGAN_TINY", "COIL_COMBINES"]
 
 
 def _positive_int(value: object, field: str) -> None:
@@ -56,8 +56,8 @@ class RCGANConfig:
     the first encoder block, doubled at each of the ``depth`` levels. ``disc_chans``: widths of
     the discriminator (first conv, then one per pooling block). ``disc_input_size``: image size
     the discriminator's linear layer is built for, or ``None`` for global average pooling.
-    ``reconstruct_samples``: samples averaged by ``reconstruct``. ``coil_combine``: ``"sense"``
-    or ``"rss"``. ``sample_chunk``: samples per generator pass (``None``: as many as fit a
+    ``reconstruct_samples``: samples averaged by ``reconstruct``. ``coil_combine``: ``"sense"``,
+    ``"rss"`` or ``"projected"`` (see :mod:`mrizoo.models.rcgan`). ``sample_chunk``: samples per generator pass (``None``: as many as fit a
     memory budget, usually all).
     """
 
@@ -68,7 +68,7 @@ class RCGANConfig:
     disc_chans: tuple[int, ...] = (32, 64, 128, 256, 512, 512, 512)
     disc_input_size: tuple[int, int] | None = (384, 384)
     reconstruct_samples: int = 8
-    coil_combine: Literal["sense", "rss"] = "sense"
+    coil_combine: Literal["sense", "rss", "projected"] = "sense"
     sample_chunk: int | None = None
     coil_compression: bool = True
 
@@ -95,9 +95,9 @@ class RCGANConfig:
                 raise InputError("too small for the discriminator's pooling", field="disc_input_size",
                                  expected=f"(H, W) with H, W >= {factor}, or None",
                                  got=self.disc_input_size)
-        if self.coil_combine not in ("sense", "rss"):
+        if self.coil_combine not in COIL_COMBINES:
             raise InputError("unknown coil combination", field="coil_combine",
-                             expected="'sense' or 'rss'", got=self.coil_combine)
+                             expected=" or ".join(repr(c) for c in COIL_COMBINES), got=self.coil_combine)
         if self.sample_chunk is not None:
             _positive_int(self.sample_chunk, "sample_chunk")
 
@@ -106,6 +106,9 @@ class RCGANConfig:
         """Channels of a multi-coil image: ``[real(C), imag(C)]``."""
         return 2 * self.in_coils
 
+
+#: The coil combinations of the samples (:meth:`mrizoo.models.rcgan.RCGAN.combine_samples`).
+COIL_COMBINES: tuple[str, ...] = ("sense", "rss", "projected")
 
 #: The fastMRI brain configuration of Bendel et al. 2023 (8 virtual coils, 384 x 384).
 RCGAN_BENDEL2023 = RCGANConfig()

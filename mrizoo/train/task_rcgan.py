@@ -220,10 +220,10 @@ class RCGANTask(Task):
     # -- validation ----------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, model: nn.Module, batch: SampleBatch, generator: torch.Generator) -> Prediction:
-        coil = model.sample_coil_images(batch.kspace, batch.mask, self.params.p_val, generator)
-        # the model's own coil combination (SENSE with its ESPIRiT settings, or RSS)
-        mean = crop_to(model._combine(coil.mean(0), batch.kspace, batch.maps), batch.target).float()
-        single = crop_to(model._combine(coil[0], batch.kspace, batch.maps), batch.target).float()
+        # the samples as ``model.sample`` combines them; the estimate is their mean, as evaluate's
+        post = model.sample(batch.kspace, batch.mask, batch.maps, n=self.params.p_val, generator=generator)
+        mean = crop_to(post.mean, batch.target).float()
+        single = crop_to(post.samples[0], batch.target).float()
         return Prediction(pred=mean.cpu(), extra={"single": single.cpu()})
 
     def val_keys(self) -> list[str]:
