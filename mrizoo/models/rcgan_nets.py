@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 import torch
 from torch import nn
@@ -36,6 +36,11 @@ from mrizoo.errors import InputError
 
 __all__ = ["RCGANConfig", "RCGANGenerator", "RCGANDiscriminator", "fold_batch_norms", "RCGAN_BENDEL2023",
            "RCGAN_TINY", "COIL_COMBINES"]
+
+
+#: How the samples' coil images are combined (:meth:`mrizoo.models.rcgan.RCGAN.combine_samples`).
+CoilCombine = Literal["sense", "rss", "projected"]
+COIL_COMBINES: tuple[str, ...] = get_args(CoilCombine)
 
 
 def _positive_int(value: object, field: str) -> None:
@@ -57,8 +62,8 @@ class RCGANConfig:
     the discriminator (first conv, then one per pooling block). ``disc_input_size``: image size
     the discriminator's linear layer is built for, or ``None`` for global average pooling.
     ``reconstruct_samples``: samples averaged by ``reconstruct``. ``coil_combine``: ``"sense"``,
-    ``"rss"`` or ``"projected"`` (see :mod:`mrizoo.models.rcgan`). ``sample_chunk``: samples per generator pass (``None``: as many as fit a
-    memory budget, usually all).
+    ``"rss"`` or ``"projected"`` (see :mod:`mrizoo.models.rcgan`). ``sample_chunk``: samples per
+    generator pass (``None``: as many as fit a memory budget, usually all).
     """
 
     in_coils: int = 8
@@ -68,7 +73,7 @@ class RCGANConfig:
     disc_chans: tuple[int, ...] = (32, 64, 128, 256, 512, 512, 512)
     disc_input_size: tuple[int, int] | None = (384, 384)
     reconstruct_samples: int = 8
-    coil_combine: Literal["sense", "rss", "projected"] = "sense"
+    coil_combine: CoilCombine = "sense"
     sample_chunk: int | None = None
     coil_compression: bool = True
 
@@ -97,7 +102,7 @@ class RCGANConfig:
                                  got=self.disc_input_size)
         if self.coil_combine not in COIL_COMBINES:
             raise InputError("unknown coil combination", field="coil_combine",
-                             expected=" or ".join(repr(c) for c in COIL_COMBINES), got=self.coil_combine)
+                             expected="one of " + ", ".join(repr(c) for c in COIL_COMBINES), got=self.coil_combine)
         if self.sample_chunk is not None:
             _positive_int(self.sample_chunk, "sample_chunk")
 
@@ -106,9 +111,6 @@ class RCGANConfig:
         """Channels of a multi-coil image: ``[real(C), imag(C)]``."""
         return 2 * self.in_coils
 
-
-#: The coil combinations of the samples (:meth:`mrizoo.models.rcgan.RCGAN.combine_samples`).
-COIL_COMBINES: tuple[str, ...] = ("sense", "rss", "projected")
 
 #: The fastMRI brain configuration of Bendel et al. 2023 (8 virtual coils, 384 x 384).
 RCGAN_BENDEL2023 = RCGANConfig()
