@@ -7,8 +7,15 @@ seed 0: the scan the defaults were chosen on), the same real brain of ``../share
 ``brain_t1_8ch_poisson_r8.npy`` (about 8x) and the real knee image with 8 simulated coils at 4x.
 Methods: the baselines as ``evaluate`` runs them (zoo entries ``zerofilled``, ``cgsense``,
 ``l1wavelet`` with one set of ESPIRiT maps), each learned model plain and adapted (``+tta``,
-default :class:`~mrizoo.models.adapt.AdaptConfig`). The curve runs the adaptation on the demo
-scan for ``--curve-steps`` steps without stopping and scores the image after every step.
+default :class:`~mrizoo.models.adapt.AdaptConfig`, what ``--adapt`` does). Where the family's
+default refines (VarNet: the network as the prior of an L1-wavelet problem,
+:mod:`mrizoo.models.refine`) also: ``+wavelet`` (refined, not adapted), ``+tta-net`` (adapted,
+not refined: the network alone) and two parts of the adapted hybrid that say where its lead
+comes from: ``|SENSE| of +tta`` (the refined image without the part of the coil images outside
+the maps' range, combined like the classical methods) and ``l1wavelet+outside`` (the
+L1-wavelet image given that outside part of the adapted network's coil images). The curve runs
+the adaptation on the demo scan for ``--curve-steps`` steps without stopping and scores the image
+after every step.
 
     python benchmarks/tta.py [--models varnet-mini-r4] [--scans demo brain-r4 brain-poisson knee-r4]
                              [--curve-steps 30] [--threads 2] [--out tta.json]
@@ -20,6 +27,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +39,10 @@ import mrizoo  # noqa: E402
 from mrizoo.demo.run import DemoConfig, demo_input, load_slice  # noqa: E402
 from mrizoo.masks import create_mask  # noqa: E402
 from mrizoo.metrics.region import score  # noqa: E402
-from mrizoo.models.adapt import AdaptConfig, adapt  # noqa: E402
-from mrizoo.physics import espirit_maps  # noqa: E402
+from mrizoo.classical import L1WaveletConfig, l1_wavelet  # noqa: E402
+from mrizoo.models.adapt import AdaptConfig, _Family, adapt, default_refine, family_of  # noqa: E402
+from mrizoo.models.holdout import calibration_region  # noqa: E402
+from mrizoo.physics import espirit_maps, ifft2c, rss, sense_combine  # noqa: E402
 
 BASELINES = ("zerofilled", "cgsense", "l1wavelet")
 SCANS = ("demo", "brain-r4", "brain-poisson", "knee-r4")
@@ -63,6 +73,19 @@ def load_scan(name: str, tmp: Path) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return (k * mask)[None], mask, ref, float(ref.max())
 
 
+def parts(net, k: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor, cfg: AdaptConfig) -> dict[str, torch.Tensor]:
+    """The two parts of the refined image of ``net`` (see the module docstring), ``[H, W]`` each."""
+    k, m = k.to(torch.complex64), mask[None]
+    fam = _Family(net, family_of(net), k, m, None, calibration_region(mask)[None, None])
+    with torch.no_grad():
+        coil = ifft2c(torch.where(m[:, None], k, fam.predict(net, k, m)))
+    prior = sense_combine(coil, maps)
+    outside = coil - maps * prior[:, None]
+    x = l1_wavelet(k, m, maps, L1WaveletConfig(prior_weight=cfg.refine_weight), prior=prior)
+    plain_l1 = l1_wavelet(k, m, maps)
+    return {"|SENSE| of +tta": x.abs()[0], "l1wavelet+outside": rss(maps * plain_l1[:, None] + outside)[0]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["varnet-mini-r4"], help="learned zoo models")
@@ -87,23 +110,36 @@ def main() -> int:
             maps = espirit_maps(k)
             t_maps = time.perf_counter() - t0
             runs: list[tuple[str, object, bool]] = [(b, mrizoo.create(b), False) for b in BASELINES]
-            runs += [(n, m, False) for n, m in models.items()] + [(f"{n}+tta", m, True) for n, m in models.items()]
-            for label, net, tta in runs:
+            runs: list[tuple[str, object, AdaptConfig | None]] = [(b, mrizoo.create(b), None) for b in BASELINES]
+            for n, net in models.items():
+                runs.append((n, net, None))
+                if default_refine(family_of(net)) != "none":
+                    runs += [(f"{n}+wavelet", net, replace(cfg, steps=0)),
+                             (f"{n}+tta-net", net, replace(cfg, refine="none"))]
+                runs.append((f"{n}+tta", net, cfg))
+            for label, net, how in runs:
                 own = maps if getattr(net, "needs_maps", False) else None
                 t = time.perf_counter()
                 info = {}
-                if tta:
-                    net = adapt(net, k, mask, own, cfg, progress=False)
+                if how is not None:
+                    net = adapt(net, k, mask, own, how, progress=False)
                     info = {"kept_step": net.adaptation.best_step, "steps_run": net.adaptation.steps_run,
-                            "adapt_seconds": net.adaptation.seconds, "std_ratio": net.adaptation.std_ratio}
+                            "adapt_seconds": net.adaptation.seconds, "std_ratio": net.adaptation.std_ratio,
+                            "refine": net.adaptation.refine}
                 with torch.no_grad():
                     image = net.reconstruct(k, mask, own)[0]
                 sec = time.perf_counter() - t + (t_maps if own is not None else 0.0)
-                m = score(ref, image, maxval=maxval)
-                rows.append({"scan": scan, "shape": list(k.shape[1:]), "method": label, "ssim": m["ssim"],
-                             "psnr": m["psnr"], "seconds": sec, **info})
-                print(f"{scan:14s} {label:22s} SSIM {m['ssim']:.4f}  PSNR {m['psnr']:6.2f}  {sec:7.1f} s  {info}",
-                      flush=True)
+                images = {label: image}
+                if how is cfg and net.adaptation.refine != "none":
+                    images.update(parts(net, k, mask, maps.to(torch.complex64), cfg))
+                for name, img in images.items():
+                    m = score(ref, img, maxval=maxval)
+                    row = {"scan": scan, "shape": list(k.shape[1:]), "method": name, "ssim": m["ssim"],
+                           "psnr": m["psnr"]}
+                    row.update({"seconds": sec, **info} if name == label else {})
+                    rows.append(row)
+                    print(f"{scan:14s} {name:24s} SSIM {m['ssim']:.4f}  PSNR {m['psnr']:6.2f}  "
+                          + (f"{sec:7.1f} s  {info}" if name == label else "(part)"), flush=True)
         if args.curve_steps > 0:
             k, mask, ref, maxval = load_scan("demo", Path(tmpdir))
             name, net = next(iter(models.items()))
@@ -125,14 +161,15 @@ def main() -> int:
                 print(f"| {p['step']} | {p['ssim']:.4f} | {p['psnr']:.2f} | {p['heldout']:.4f} |")
     print("\n| scan | method | SSIM | PSNR (dB) | seconds |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['scan']} | {r['method']} | {r['ssim']:.3f} | {r['psnr']:.2f} | {r['seconds']:.1f} |")
+        sec = f"{r['seconds']:.1f}" if "seconds" in r else "(part)"
+        print(f"| {r['scan']} | {r['method']} | {r['ssim']:.3f} | {r['psnr']:.2f} | {sec} |")
     for scan in dict.fromkeys(r["scan"] for r in rows):
         by = {r["method"]: r for r in rows if r["scan"] == scan}
-        for name in models:
-            tta = by[f"{name}+tta"]
+        for label in (f"{n}{suffix}" for n in models for suffix in ("+tta", "+tta-net") if f"{n}{suffix}" in by):
+            tta = by[label]
             wins = [b for b in ("cgsense", "l1wavelet")
                     if tta["ssim"] > by[b]["ssim"] and tta["psnr"] > by[b]["psnr"]]
-            print(f"{scan}: {name}+tta beats in both SSIM and PSNR: {', '.join(wins) or 'neither'} "
+            print(f"{scan}: {label} beats in both SSIM and PSNR: {', '.join(wins) or 'neither'} "
                   f"(of cgsense, l1wavelet)")
     if args.out:
         args.out.write_text(json.dumps({"config": str(cfg), "rows": rows, "curve": curve}, indent=1) + "\n")

@@ -53,7 +53,7 @@ from mrizoo.metrics import (
 from mrizoo.metrics.calibration import calibration_stats
 from mrizoo.metrics.posterior import cfid
 from mrizoo.metrics.reference import Reference, reference_problem, slice_reference
-from mrizoo.models.adapt import AdaptConfig, default_params, family_of
+from mrizoo.models.adapt import AdaptConfig, default_params, default_refine, family_of
 from mrizoo.models.adapting import AdaptingModel
 from mrizoo.physics.espirit import espirit_maps
 from mrizoo.zoo import load
@@ -322,7 +322,8 @@ def _adapting(nets: dict[str, nn.Module], adapt: bool, steps: int | None) -> dic
             family = family_of(net)
         except InputError:
             continue
-        out[f"{label}+tta"] = AdaptingModel(net, replace(cfg, params=cfg.params or default_params(family)))
+        out[f"{label}+tta"] = AdaptingModel(net, replace(cfg, params=cfg.params or default_params(family),
+                                                         refine=cfg.refine or default_refine(family)))
     if not out:
         raise InputError("none of the models can adapt at test time", field="adapt",
                          expected="a learned VarNet, MoDL, U-Net, ViT or rcGAN", got=sorted(nets))

@@ -142,7 +142,11 @@ def test_evaluate_adapt_writes_plain_adapted_and_baselines_into_one_results_file
     assert {r["model"] for r in per_volume} == {label, f"{label}+tta", "zerofilled"}
     text = _section(res)
     assert "### scan (out of distribution" in text and "at most 1 Adam step at lr" in text
-    assert re.search(r"\| `varnet-mini-r4` adapted \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", text)
+    # evaluate records VarNet's default refinement, and the card names the row and the hybrid for what they are
+    assert res.adaptation["config"]["refine"] == "wavelet"
+    assert re.search(r"\| `varnet-mini-r4` adapted \+ wavelet refinement \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", text)
+    assert "The adapted row is a hybrid, not the network alone" in text
+    assert "Adaptation with the refinement " in text
 
 
 def test_posterior_models_show_the_spread_before_and_after_adaptation() -> None:

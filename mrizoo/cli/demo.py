@@ -56,6 +56,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{'method':<{width}}{'SSIM':>8}{'PSNR (dB)':>11}{'NMSE':>10}{'time (s)':>10}")
         for name, m in res.metrics.items():
             print(f"{name:<{width}}{m['ssim']:>8.4f}{m['psnr']:>11.2f}{m['nmse']:>10.4f}{res.seconds[name]:>10.2f}")
+        for note in res.notes:
+            print(note)
     else:
         for note in res.notes or ["no fully sampled reference in the input: no metrics"]:
             print(note)

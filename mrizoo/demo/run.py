@@ -223,6 +223,9 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
         t = time.perf_counter()
         if name.endswith("+tta"):
             net = net.adapt(kspace, mask, own, steps=cfg.adapt_steps, seed=cfg.seed)
+            if net.adaptation.refine != "none":
+                result.notes.append(f"{name}: adapted, then its coil images are the prior of an L1-wavelet problem "
+                                    f"({net.adaptation.refine} refinement): a hybrid with compressed sensing")
         with torch.no_grad():
             if getattr(net, "is_posterior", False):
                 seeded = {"generator": torch.Generator(device=device).manual_seed(cfg.seed)} \
