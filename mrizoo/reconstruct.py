@@ -117,8 +117,8 @@ def _check_adapt(model: nn.Module, adapt: bool, steps: int | None, upsample: int
     if upsample != 1:
         raise InputError("--adapt reconstructs at the measured size", field="upsample",
                          expected="1 with --adapt", got=upsample)
-    if isinstance(steps, bool) or (steps is not None and (not isinstance(steps, int) or steps < 1)):
-        raise InputError("adaptation steps must be a positive integer", field="adapt_steps", expected="int >= 1",
+    if isinstance(steps, bool) or (steps is not None and (not isinstance(steps, int) or steps < 0)):
+        raise InputError("adaptation steps must be an integer >= 0", field="adapt_steps", expected="int >= 0",
                          got=repr(steps))
     family_of(model)
     return AdaptConfig().steps if steps is None else steps
@@ -260,6 +260,7 @@ def reconstruct_file(
             attrs["adapt_max_steps"] = int(steps or 0)
             attrs["adapt_kept_steps"] = np.asarray([r.best_step for r in runner.adapted], dtype=np.int64)
             attrs["adapt_seconds"] = np.asarray([r.seconds for r in runner.adapted], dtype=np.float64)
+            attrs["adapt_refine"] = runner.adapted[0].refine  # "none" or how the final image was refined
         if header := _header_xml(vol):
             attrs["ismrmrd_header"] = header  # voxel sizes for viewers (mrizoo export)
         if samples is not None:

@@ -128,5 +128,7 @@ def adapt_summary(results: list[Any]) -> str:
         return ""
     secs = [r.seconds for r in results]
     best = [r.best_step for r in results]
+    refine = results[0].refine
     return (f"adapted per slice in {sum(secs) / len(secs):.1f} s/slice ({sum(secs):.1f} s in all; kept steps "
-            f"{min(best)}-{max(best)} of at most {max(r.steps_run for r in results)})")
+            f"{min(best)}-{max(best)} of at most {max(r.steps_run for r in results)})"
+            + (f"; then {refine} refinement (a hybrid with compressed sensing)" if refine != "none" else ""))

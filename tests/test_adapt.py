@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import h5py
+import numpy as np
 import pytest
 import torch
 
@@ -209,6 +210,17 @@ def test_reconstruct_adapts_each_slice_and_records_it(trained, tmp_path):
         assert f["reconstruction"].shape == (2, H, W)
         assert bool(f.attrs["test_time_adaptation"]) and f.attrs["adapt_max_steps"] == 2
         assert len(f.attrs["adapt_seconds"]) == 2
+        assert f.attrs["adapt_refine"] == "wavelet"  # VarNet's default refinement, recorded
+    assert "then wavelet refinement" in res.summary()
+    # --adapt-steps 0: no adaptation step, only the refinement (on top of the plain network's output)
+    zero = reconstruct_file(trained["net"], src, tmp_path / "zero.h5", mask="equispaced_fraction", acceleration=2.5,
+                            center_fraction=0.2, adapt=True, adapt_steps=0, progress=False)
+    assert "of at most 0" in zero.summary()
+    with h5py.File(tmp_path / "zero.h5") as f, h5py.File(out) as g:
+        assert f.attrs["adapt_max_steps"] == 0 and list(f.attrs["adapt_kept_steps"]) == [0, 0]
+        assert not np.allclose(f["reconstruction"][()], g["reconstruction"][()])  # the adapted weights differ
+    with pytest.raises(InputError, match="integer >= 0"):
+        reconstruct_file(trained["net"], src, tmp_path / "other.h5", adapt=True, adapt_steps=-1, progress=False)
     with pytest.raises(InputError, match="needs --adapt"):
         reconstruct_file(trained["net"], src, tmp_path / "other.h5", adapt_steps=2, progress=False)
     with pytest.raises(InputError, match="measured size"):

@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("mrizoo-demo.png"), help="figure path (PNG)")
     p.add_argument("--adapt", action="store_true",
                    help="also show each model adapted to the scan (test-time adaptation), beside the plain one")
-    p.add_argument("--adapt-steps", type=_args.positive_int, default=None,
-                   help="most adaptation steps (default 20; stops earlier on the held-out error)")
+    p.add_argument("--adapt-steps", type=_args.nonnegative_int, default=None,
+                   help="most adaptation steps (default 20; stops earlier on the held-out error; "
+                        "0: only the final data consistency and refinement)")
     p.set_defaults(func=_run)
 
 

@@ -57,8 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="metric of the effective-robustness plot (default ssim)")
     p.add_argument("--adapt", action="store_true",
                    help="also score each learned model adapted to every slice (test-time adaptation), as <model>+tta")
-    p.add_argument("--adapt-steps", type=_args.positive_int, default=None,
-                   help="most adaptation steps per slice (default 20; stops earlier on the held-out error)")
+    p.add_argument("--adapt-steps", type=_args.nonnegative_int, default=None,
+                   help="most adaptation steps per slice (default 20; stops earlier on the held-out error; "
+                        "0: only the final data consistency and refinement)")
     p.add_argument("--batch-size", type=_args.positive_int, default=16)
     p.add_argument("--device", type=_args.device, default="cpu")
     p.add_argument("--out", help="folder for <model>/results.json, table.md, per_volume.json, weights.json, "

@@ -46,8 +46,9 @@ def register(subparsers: Any) -> None:
     r.add_argument("--adapt", action="store_true",
                    help="test-time adaptation: fit a copy of the model to each slice's own measurements first "
                         "(learned models; slower, see the README)")
-    r.add_argument("--adapt-steps", type=_args.positive_int, default=None,
-                   help="most adaptation steps per slice (default 20; stops earlier on the held-out error)")
+    r.add_argument("--adapt-steps", type=_args.nonnegative_int, default=None,
+                   help="most adaptation steps per slice (default 20; stops earlier on the held-out error; "
+                        "0: only the final data consistency and refinement)")
     o = p.add_argument_group("output")
     x = o.add_mutually_exclusive_group()
     x.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -82,9 +82,9 @@ class DemoConfig:
         check_acceleration(self.acceleration)
         check_center_fraction(self.center_fraction)
         if self.adapt_steps is not None and (isinstance(self.adapt_steps, bool) or not isinstance(self.adapt_steps, int)
-                                             or self.adapt_steps < 1 or not self.adapt):
-            raise InputError("adaptation steps must be a positive integer, given with adapt", field="adapt_steps",
-                             expected="int >= 1 and adapt=True", got=repr(self.adapt_steps))
+                                             or self.adapt_steps < 0 or not self.adapt):
+            raise InputError("adaptation steps must be an integer >= 0, given with adapt", field="adapt_steps",
+                             expected="int >= 0 and adapt=True", got=repr(self.adapt_steps))
         if Path(self.output).is_dir():
             raise InputError("the figure path is a folder", path=self.output, field="output",
                              expected="a .png file path")
