@@ -232,3 +232,16 @@ def test_adapting_model_scores_through_the_common_interface(trained):
     wrapped = AdaptingModel(trained["net"], AdaptConfig(steps=2))
     k = torch.cat([trained["k_b"], trained["k_b"]]) * COLS
     assert wrapped.reconstruct(k, COLS).shape == (2, H, W) and len(wrapped.seconds) == 2
+
+
+def test_refinement_needs_maps_and_falls_back_only_when_it_was_not_asked_for(trained):
+    """Too few calibration lines for ESPIRiT: the default refinement is dropped with a warning (the adapted
+    network alone reconstructs); asked for explicitly, it is an InputError before any adaptation step."""
+    narrow = create_mask("equispaced_fraction", (H, W), acceleration=2.5, center_fraction=0.1, seed=0).lines
+    k = trained["k_b"] * narrow
+    with pytest.warns(UserWarning, match="no wavelet refinement"):
+        adapted = trained["net"].adapt(k, narrow, steps=1, progress=False)
+    assert adapted.adaptation.refine == "none" and adapted.adaptation.steps_run == 1
+    assert bool(torch.isfinite(adapted.reconstruct(k, narrow)).all())
+    with pytest.raises(InputError, match="ESPIRiT"):
+        trained["net"].adapt(k, narrow, steps=1, refine="wavelet", progress=False)

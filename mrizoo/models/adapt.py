@@ -20,7 +20,9 @@ The adapted copy reconstructs with *hard data consistency* (``hard_dc``): the me
 are put back into its multi-coil k-space before the coil combination (VarNet, MoDL,
 U-Net / ViT; the rcGAN already does it). With ``refine="wavelet"`` (VarNet's default) its coil
 images are then the prior of an L1-wavelet problem (:mod:`mrizoo.models.refine`): the final
-image is a hybrid of the adapted network and compressed sensing, not the network alone.
+image is a hybrid of the adapted network and compressed sensing, not the network alone (a scan
+whose calibration region is too small for ESPIRiT falls back to the network alone, with a warning,
+unless the refinement was asked for explicitly).
 """
 
 from __future__ import annotations
@@ -336,6 +338,15 @@ def adapt(model: ReconModel, kspace: Any, mask: Any, maps: Any = None, config: A
     held = split.held_out.to(dev).expand(b, -1, -1)
     avail = split.available.to(dev).expand(b, -1, -1)
     fam = _Family(adapted, family, kspace, mask, maps, calib[None, None], cfg.samples)
+    if refine != "none":  # the maps first: a scan the refinement cannot handle fails (or falls back) at once
+        try:
+            fam.refine_maps = (espirit_maps(kspace) if maps is None else maps).to(kspace.dtype)
+        except InputError as err:
+            if cfg.refine is not None:
+                raise
+            warnings.warn(f"no {refine} refinement for this scan ({err.problem}); the adapted network alone "
+                          "reconstructs it", stacklevel=2)
+            refine = "none"
     std_before = _posterior_std(adapted, kspace, mask, cfg.seed) if family == "rcgan" and cfg.steps else None
 
     def score() -> float:
