@@ -10,10 +10,12 @@ Methods: the baselines as ``evaluate`` runs them (zoo entries ``zerofilled``, ``
 default :class:`~mrizoo.models.adapt.AdaptConfig`, what ``--adapt`` does). Where the family's
 default refines (VarNet: the network as the prior of an L1-wavelet problem,
 :mod:`mrizoo.models.refine`) also: ``+wavelet`` (refined, not adapted), ``+tta-net`` (adapted,
-not refined: the network alone) and two parts of the adapted hybrid that say where its lead
-comes from: ``|SENSE| of +tta`` (the refined image without the part of the coil images outside
-the maps' range, combined like the classical methods) and ``l1wavelet+outside`` (the
-L1-wavelet image given that outside part of the adapted network's coil images). The curve runs
+not refined: the network alone) and, for ``+wavelet`` and ``+tta``, three parts that say where
+the hybrid's lead comes from, each combined like the classical methods or with the same outside
+part: ``<row> network |SENSE|`` (the network's coil images, measured samples put back, SENSE-
+combined with the ESPIRiT maps), ``<row> |SENSE|`` (the refined image without the part of the
+coil images outside the maps' range) and ``<row> l1wavelet+outside`` (the L1-wavelet image given
+that outside part of the network's coil images). The curve runs
 the adaptation on the demo scan for ``--curve-steps`` steps without stopping and scores the image
 after every step.
 
@@ -73,8 +75,9 @@ def load_scan(name: str, tmp: Path) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return (k * mask)[None], mask, ref, float(ref.max())
 
 
-def parts(net, k: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor, cfg: AdaptConfig) -> dict[str, torch.Tensor]:
-    """The two parts of the refined image of ``net`` (see the module docstring), ``[H, W]`` each."""
+def parts(net, label: str, k: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor,
+          cfg: AdaptConfig) -> dict[str, torch.Tensor]:
+    """The three parts of the refined image of ``net`` (see the module docstring), ``[H, W]`` each."""
     k, m = k.to(torch.complex64), mask[None]
     fam = _Family(net, family_of(net), k, m, None, calibration_region(mask)[None, None])
     with torch.no_grad():
@@ -83,7 +86,8 @@ def parts(net, k: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor, cfg: Ada
     outside = coil - maps * prior[:, None]
     x = l1_wavelet(k, m, maps, L1WaveletConfig(prior_weight=cfg.refine_weight), prior=prior)
     plain_l1 = l1_wavelet(k, m, maps)
-    return {"|SENSE| of +tta": x.abs()[0], "l1wavelet+outside": rss(maps * plain_l1[:, None] + outside)[0]}
+    return {f"{label} network |SENSE|": prior.abs()[0], f"{label} |SENSE|": x.abs()[0],
+            f"{label} l1wavelet+outside": rss(maps * plain_l1[:, None] + outside)[0]}
 
 
 def main() -> int:
@@ -130,15 +134,15 @@ def main() -> int:
                     image = net.reconstruct(k, mask, own)[0]
                 sec = time.perf_counter() - t + (t_maps if own is not None else 0.0)
                 images = {label: image}
-                if how is cfg and net.adaptation.refine != "none":
-                    images.update(parts(net, k, mask, maps.to(torch.complex64), cfg))
+                if how is not None and net.adaptation.refine != "none":
+                    images.update(parts(net, label.split("+", 1)[1], k, mask, maps.to(torch.complex64), cfg))
                 for name, img in images.items():
                     m = score(ref, img, maxval=maxval)
                     row = {"scan": scan, "shape": list(k.shape[1:]), "method": name, "ssim": m["ssim"],
                            "psnr": m["psnr"]}
                     row.update({"seconds": sec, **info} if name == label else {})
                     rows.append(row)
-                    print(f"{scan:14s} {name:24s} SSIM {m['ssim']:.4f}  PSNR {m['psnr']:6.2f}  "
+                    print(f"{scan:14s} {name:32s} SSIM {m['ssim']:.4f}  PSNR {m['psnr']:6.2f}  "
                           + (f"{sec:7.1f} s  {info}" if name == label else "(part)"), flush=True)
         if args.curve_steps > 0:
             k, mask, ref, maxval = load_scan("demo", Path(tmpdir))
