@@ -71,3 +71,11 @@ def test_shapes_are_checked() -> None:
     k, mask, maps, net, _ = _scan()
     with pytest.raises(InputError, match="same shape"):
         wavelet_refine(net[:, :3], k, mask, maps, prior_weight=0.003)
+
+
+def test_map_scale_does_not_matter() -> None:
+    """Maps are normalised to unit RSS first: scaled maps give the same refinement."""
+    k, mask, maps, net, _ = _scan(4)
+    out = wavelet_refine(net, k, mask, maps, prior_weight=0.003)
+    scaled = wavelet_refine(net, k, mask, 3.0 * maps, prior_weight=0.003)
+    torch.testing.assert_close(scaled, out, atol=1e-4 * float(out.abs().max()), rtol=0)

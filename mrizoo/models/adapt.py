@@ -312,7 +312,8 @@ def adapt(model: ReconModel, kspace: Any, mask: Any, maps: Any = None, config: A
 
     The copy's ``adaptation`` (:class:`AdaptResult`) says what was done; its ``reconstruct``
     adds hard data consistency when ``config.hard_dc`` and the refinement of ``config.refine``
-    (the adapted weights also serve the neighbouring slices of the same volume). See the module docstring for the method.
+    (the adapted weights also serve the neighbouring slices of the same volume). See the module
+    docstring for the method.
     ``callback(step, image)`` is called after every scored step (step 0: before any update);
     ``image()`` returns the current reconstruction (for quality-versus-steps curves).
     """

@@ -34,14 +34,16 @@ def wavelet_refine(coil_images: torch.Tensor, kspace: torch.Tensor, mask: torch.
     """Refined coil images ``[B, C, H, W]`` (see the module docstring).
 
     ``coil_images``: the network's ``[B, C, H, W]``; ``kspace`` / ``mask``: the measurements
-    ``[B, C, H, W]`` / ``[B, H, W]``; ``maps``: ESPIRiT maps ``[B, C, H, W]`` normalised to unit
-    RSS where they are non-zero; ``prior_weight``: ``mu``; ``config``: the rest of the L1-wavelet
-    problem (default: the ``l1wavelet`` baseline's settings).
+    ``[B, C, H, W]`` / ``[B, H, W]``; ``maps``: coil maps ``[B, C, H, W]`` (e.g. ESPIRiT; they are
+    normalised here to unit RSS where they are non-zero); ``prior_weight``: ``mu``; ``config``: the
+    rest of the L1-wavelet problem (default: the ``l1wavelet`` baseline's settings).
     """
     if coil_images.shape != kspace.shape or maps.shape != kspace.shape:
         raise InputError("coil images, maps and k-space must have the same shape", field="maps",
                          expected=tuple(kspace.shape), got=(tuple(coil_images.shape), tuple(maps.shape)))
     maps = maps.to(coil_images.dtype)
+    norm = torch.sqrt((maps.abs() ** 2).sum(-3, keepdim=True))
+    maps = torch.where(norm > 0, maps / norm.clamp_min(torch.finfo(norm.dtype).tiny), torch.zeros_like(maps))
     prior = sense_combine(coil_images, maps)
     outside = coil_images - maps * prior[:, None]
     cfg = replace(config or L1WaveletConfig(), prior_weight=float(prior_weight))
