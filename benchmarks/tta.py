@@ -41,9 +41,10 @@ import mrizoo  # noqa: E402
 from mrizoo.demo.run import DemoConfig, demo_input, load_slice  # noqa: E402
 from mrizoo.masks import create_mask  # noqa: E402
 from mrizoo.metrics.region import score  # noqa: E402
-from mrizoo.classical import L1WaveletConfig, l1_wavelet  # noqa: E402
+from mrizoo.classical import l1_wavelet  # noqa: E402
 from mrizoo.models.adapt import AdaptConfig, _Family, adapt, default_refine, family_of  # noqa: E402
 from mrizoo.models.holdout import calibration_region  # noqa: E402
+from mrizoo.models.refine import split_by_maps, wavelet_refine  # noqa: E402
 from mrizoo.physics import espirit_maps, ifft2c, rss, sense_combine  # noqa: E402
 
 BASELINES = ("zerofilled", "cgsense", "l1wavelet")
@@ -82,9 +83,8 @@ def parts(net, label: str, k: torch.Tensor, mask: torch.Tensor, maps: torch.Tens
     fam = _Family(net, family_of(net), k, m, None, calibration_region(mask)[None, None])
     with torch.no_grad():
         coil = ifft2c(torch.where(m[:, None], k, fam.predict(net, k, m)))
-    prior = sense_combine(coil, maps)
-    outside = coil - maps * prior[:, None]
-    x = l1_wavelet(k, m, maps, L1WaveletConfig(prior_weight=cfg.refine_weight), prior=prior)
+    maps, prior, outside = split_by_maps(coil, maps)
+    x = sense_combine(wavelet_refine(coil, k, m, maps, cfg.refine_weight), maps)  # the refined image: S^H of it
     plain_l1 = l1_wavelet(k, m, maps)
     return {f"{label} network |SENSE|": prior.abs()[0], f"{label} |SENSE|": x.abs()[0],
             f"{label} l1wavelet+outside": rss(maps * plain_l1[:, None] + outside)[0]}
@@ -113,7 +113,6 @@ def main() -> int:
             t0 = time.perf_counter()
             maps = espirit_maps(k)
             t_maps = time.perf_counter() - t0
-            runs: list[tuple[str, object, bool]] = [(b, mrizoo.create(b), False) for b in BASELINES]
             runs: list[tuple[str, object, AdaptConfig | None]] = [(b, mrizoo.create(b), None) for b in BASELINES]
             for n, net in models.items():
                 runs.append((n, net, None))

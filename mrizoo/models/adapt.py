@@ -258,6 +258,12 @@ class _Family:
         coil_images, _, _ = model._generate(kspace, mask, self.samples, gen)
         return fft2c(coil_images.mean(0))
 
+    def refinement_maps(self, kspace: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
+        """The maps of the refinement: the given ones, else ESPIRiT of the scan (computed once)."""
+        if self.refine_maps is None:
+            self.refine_maps = (espirit_maps(kspace) if maps is None else maps).to(kspace.dtype)
+        return self.refine_maps
+
     def image(self, model: Any, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None,
               hard_dc: bool, refine: str = "none", refine_weight: float = 0.0) -> torch.Tensor:
         """The reconstruction ``[B, H, W]`` from all measurements, measured samples put back if ``hard_dc``
@@ -267,9 +273,7 @@ class _Family:
         k = torch.where(mask[:, None], kspace, self.predict(model, kspace, mask))
         coil = ifft2c(k)
         if refine == "wavelet":
-            if self.refine_maps is None:
-                self.refine_maps = (espirit_maps(kspace) if maps is None else maps).to(kspace.dtype)
-            coil = wavelet_refine(coil, kspace, mask, self.refine_maps, refine_weight)
+            coil = wavelet_refine(coil, kspace, mask, self.refinement_maps(kspace, maps), refine_weight)
         if self.family == "modl":
             return sense_combine(coil, self.maps).abs().float()
         return rss(coil).float()
@@ -341,7 +345,7 @@ def adapt(model: ReconModel, kspace: Any, mask: Any, maps: Any = None, config: A
     fam = _Family(adapted, family, kspace, mask, maps, calib[None, None], cfg.samples)
     if refine != "none":  # the maps first: a scan the refinement cannot handle fails (or falls back) at once
         try:
-            fam.refine_maps = (espirit_maps(kspace) if maps is None else maps).to(kspace.dtype)
+            fam.refinement_maps(kspace, maps)
         except InputError as err:
             if cfg.refine is not None:
                 raise

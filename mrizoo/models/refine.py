@@ -23,10 +23,20 @@ from mrizoo.classical.l1_wavelet import L1WaveletConfig, l1_wavelet
 from mrizoo.errors import InputError
 from mrizoo.physics.coils import sense_combine
 
-__all__ = ["REFINE_CHOICES", "wavelet_refine"]
+__all__ = ["REFINE_CHOICES", "split_by_maps", "wavelet_refine"]
 
 #: the refinements of a reconstruction's multi-coil k-space ("none": keep the network's)
 REFINE_CHOICES = ("none", "wavelet")
+
+
+def split_by_maps(coil_images: torch.Tensor, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(maps, p, outside)``: the maps normalised to unit RSS where non-zero, the SENSE image
+    ``p = S^H c`` ``[B, H, W]`` and the part of the coil images outside the maps' range, ``c - S p``."""
+    maps = maps.to(coil_images.dtype)
+    norm = torch.sqrt((maps.abs() ** 2).sum(-3, keepdim=True))
+    maps = torch.where(norm > 0, maps / norm.clamp_min(torch.finfo(norm.dtype).tiny), torch.zeros_like(maps))
+    prior = sense_combine(coil_images, maps)
+    return maps, prior, coil_images - maps * prior[:, None]
 
 
 def wavelet_refine(coil_images: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor,
@@ -41,11 +51,7 @@ def wavelet_refine(coil_images: torch.Tensor, kspace: torch.Tensor, mask: torch.
     if coil_images.shape != kspace.shape or maps.shape != kspace.shape:
         raise InputError("coil images, maps and k-space must have the same shape", field="maps",
                          expected=tuple(kspace.shape), got=(tuple(coil_images.shape), tuple(maps.shape)))
-    maps = maps.to(coil_images.dtype)
-    norm = torch.sqrt((maps.abs() ** 2).sum(-3, keepdim=True))
-    maps = torch.where(norm > 0, maps / norm.clamp_min(torch.finfo(norm.dtype).tiny), torch.zeros_like(maps))
-    prior = sense_combine(coil_images, maps)
-    outside = coil_images - maps * prior[:, None]
+    maps, prior, outside = split_by_maps(coil_images, maps)
     cfg = replace(config or L1WaveletConfig(), prior_weight=float(prior_weight))
     x = l1_wavelet(kspace.to(coil_images.dtype), mask, maps, cfg, prior=prior)
     return maps * x[:, None] + outside
